@@ -1,0 +1,386 @@
+package hid
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/binary"
+	"errors"
+	"io"
+	"sync/atomic"
+	"time"
+)
+
+// Handler answers the messages a CTAPHID device receives. Implementations
+// see whole, reassembled messages and never see framing.
+type Handler interface {
+	// CBOR handles a CTAPHID_CBOR request: a CTAP2 command byte and its
+	// parameters. It returns the response: a status byte and CBOR. ctx is
+	// cancelled when the host sends CTAPHID_CANCEL or re-INITs the channel;
+	// status sets what the periodic KEEPALIVE reports (KeepaliveProcessing
+	// or KeepaliveUPNeeded).
+	CBOR(ctx context.Context, req []byte, status func(byte)) []byte
+	// Msg handles a CTAPHID_MSG request: a U2F (CTAP1) APDU. It returns
+	// the response APDU, status word last.
+	Msg(ctx context.Context, apdu []byte) []byte
+	// Wink asks the device to identify itself.
+	Wink()
+}
+
+// Server runs the device side of CTAPHID over a DeviceConn: it allocates
+// channels, reassembles messages, answers framing errors with
+// CTAPHID_ERROR, sends KEEPALIVE while the Handler works and turns
+// CTAPHID_CANCEL into context cancellation. The zero value of each field
+// but Handler is a sensible default.
+type Server struct {
+	Handler Handler
+	// Capabilities are the INIT capability flags (CapWink, CapCBOR, CapNMSG).
+	Capabilities byte
+	// Major, Minor and Build are the device version INIT reports.
+	Major, Minor, Build byte
+	// KeepaliveInterval is how often KEEPALIVE is sent while a CBOR
+	// request is processed. Zero means 100 ms.
+	KeepaliveInterval time.Duration
+	// MessageTimeout bounds the gap between packets of one message; a
+	// message not completed in time is dropped with ERR_MSG_TIMEOUT. Zero
+	// means one second.
+	MessageTimeout time.Duration
+	// Rand is the source of channel IDs. Nil means crypto/rand.
+	Rand io.Reader
+}
+
+// maxChannels bounds the channel table; the oldest allocation is forgotten
+// first, as real keys with fixed tables do.
+const maxChannels = 256
+
+type running struct {
+	cid       uint32
+	cmd       Command
+	cancel    context.CancelFunc
+	status    atomic.Uint32
+	done      chan []byte
+	abandoned bool // re-INIT: the answer is dropped
+}
+
+type serveState struct {
+	s        *Server
+	conn     DeviceConn
+	out      []byte
+	channels []uint32
+	re       Reassembler
+	busy     *running
+	lockCID  uint32
+	lockEnd  time.Time
+}
+
+// Serve answers requests on conn until ctx is done or conn fails. It closes
+// conn before returning. It returns nil when conn reaches EOF or ctx ends.
+func (s *Server) Serve(ctx context.Context, conn DeviceConn) error {
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	type read struct {
+		b   []byte
+		err error
+	}
+	reports := make(chan read)
+	go func() {
+		defer close(reports)
+		for {
+			buf := make([]byte, ReportSize+1)
+			n, err := conn.Read(buf)
+			var fe *FrameError
+			if errors.As(err, &fe) {
+				continue // a malformed datagram is dropped; the link stays up
+			}
+			select {
+			case reports <- read{buf[:n], err}:
+			case <-ctx.Done():
+				return
+			}
+			if err != nil {
+				return
+			}
+		}
+	}()
+	defer conn.Close()
+
+	st := &serveState{s: s, conn: conn}
+	keepalive := time.NewTicker(s.keepaliveInterval())
+	keepalive.Stop()
+	defer keepalive.Stop()
+	msgTimer := time.NewTimer(time.Hour)
+	msgTimer.Stop()
+	var done chan []byte
+	for {
+		select {
+		case <-ctx.Done():
+			if st.busy != nil {
+				st.busy.cancel()
+			}
+			return nil
+		case r, ok := <-reports:
+			if !ok {
+				return nil
+			}
+			if r.err != nil {
+				if st.busy != nil {
+					st.busy.cancel()
+				}
+				if errors.Is(r.err, io.EOF) || errors.Is(r.err, ErrClosed) {
+					return nil
+				}
+				return r.err
+			}
+			// hidraw framing: report ID 0 then 64 bytes; anything else is
+			// not a CTAPHID report and is dropped.
+			if len(r.b) != ReportSize+1 || r.b[0] != 0 {
+				continue
+			}
+			wasActive := st.re.Active()
+			if err := st.packet(ctx, r.b[1:]); err != nil {
+				return err
+			}
+			if st.re.Active() && !wasActive {
+				msgTimer.Reset(s.messageTimeout())
+			} else if !st.re.Active() {
+				msgTimer.Stop()
+			}
+			if st.busy != nil && done == nil {
+				done = st.busy.done
+				if st.busy.cmd == CmdCBOR {
+					keepalive.Reset(s.keepaliveInterval())
+				}
+			}
+		case <-keepalive.C:
+			if st.busy != nil && !st.busy.abandoned {
+				if err := st.send(st.busy.cid, CmdKeepalive, []byte{byte(st.busy.status.Load())}); err != nil {
+					return err
+				}
+			}
+		case resp := <-done:
+			b := st.busy
+			st.busy, done = nil, nil
+			keepalive.Stop()
+			if !b.abandoned {
+				if err := st.send(b.cid, b.cmd, resp); err != nil {
+					return err
+				}
+			}
+		case <-msgTimer.C:
+			if st.re.Active() {
+				cid := st.re.CID()
+				st.re.Reset()
+				if err := st.fail(cid, ErrMsgTimeout); err != nil {
+					return err
+				}
+			}
+		}
+	}
+}
+
+func (s *Server) keepaliveInterval() time.Duration {
+	if s.KeepaliveInterval > 0 {
+		return s.KeepaliveInterval
+	}
+	return 100 * time.Millisecond
+}
+
+func (s *Server) messageTimeout() time.Duration {
+	if s.MessageTimeout > 0 {
+		return s.MessageTimeout
+	}
+	return time.Second
+}
+
+func (st *serveState) send(cid uint32, cmd Command, data []byte) error {
+	var err error
+	st.out, err = AppendPackets(st.out[:0], cid, cmd, data)
+	if err != nil {
+		// A handler answer too large to frame is the device's fault; the
+		// host gets ERR_OTHER rather than a truncated message.
+		st.out, _ = AppendPackets(st.out[:0], cid, CmdError, []byte{byte(ErrOther)})
+	}
+	for off := 0; off < len(st.out); off += ReportSize {
+		if _, err := st.conn.Write(st.out[off : off+ReportSize]); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func (st *serveState) fail(cid uint32, e Error) error {
+	return st.send(cid, CmdError, []byte{byte(e)})
+}
+
+func (st *serveState) allocated(cid uint32) bool {
+	for _, c := range st.channels {
+		if c == cid {
+			return true
+		}
+	}
+	return false
+}
+
+func (st *serveState) newChannel() (uint32, error) {
+	r := st.s.Rand
+	if r == nil {
+		r = rand.Reader
+	}
+	var b [4]byte
+	for {
+		if _, err := io.ReadFull(r, b[:]); err != nil {
+			return 0, err
+		}
+		cid := binary.BigEndian.Uint32(b[:])
+		if cid == 0 || cid == BroadcastCID || st.allocated(cid) {
+			continue
+		}
+		if len(st.channels) >= maxChannels {
+			st.channels = append(st.channels[:0], st.channels[1:]...)
+		}
+		st.channels = append(st.channels, cid)
+		return cid, nil
+	}
+}
+
+// packet handles one report from the host (CTAP 2.1 §11.2.4 and §11.2.9).
+func (st *serveState) packet(ctx context.Context, report []byte) error {
+	p, err := ParsePacket(report)
+	if err != nil {
+		return nil
+	}
+	if p.Init && p.Cmd == CmdInit {
+		return st.init(p)
+	}
+	if p.CID == 0 || p.CID == BroadcastCID || !st.allocated(p.CID) {
+		return st.fail(p.CID, ErrInvalidChannel)
+	}
+	if p.Init && p.Cmd == CmdCancel {
+		// CANCEL has no answer of its own; the cancelled request answers
+		// with CTAP2_ERR_KEEPALIVE_CANCEL.
+		if st.busy != nil && st.busy.cid == p.CID {
+			st.busy.cancel()
+		}
+		return nil
+	}
+	if st.lockCID != 0 && st.lockCID != p.CID && time.Now().Before(st.lockEnd) {
+		return st.fail(p.CID, ErrLockRequired)
+	}
+	if st.busy != nil {
+		return st.fail(p.CID, ErrChannelBusy)
+	}
+	var msg *Message
+	switch {
+	case st.re.Active() && st.re.CID() != p.CID:
+		return st.fail(p.CID, ErrChannelBusy)
+	case st.re.Active():
+		msg, err = st.re.Continue(p)
+	case !p.Init:
+		// Spurious continuation packets without an init packet are
+		// ignored (CTAP 2.1 §11.2.4).
+		return nil
+	default:
+		msg, err = st.re.Start(p)
+	}
+	var herr Error
+	if errors.As(err, &herr) {
+		st.re.Reset()
+		return st.fail(p.CID, herr)
+	}
+	if msg == nil {
+		return nil
+	}
+	return st.dispatch(ctx, msg)
+}
+
+func (st *serveState) init(p Packet) error {
+	if p.BCNT != 8 {
+		return st.fail(p.CID, ErrInvalidLen)
+	}
+	resp := InitResponse{
+		Version:      ProtocolVersion,
+		Major:        st.s.Major,
+		Minor:        st.s.Minor,
+		Build:        st.s.Build,
+		Capabilities: st.s.Capabilities,
+	}
+	copy(resp.Nonce[:], p.Data[:8])
+	switch {
+	case p.CID == BroadcastCID:
+		cid, err := st.newChannel()
+		if err != nil {
+			return err
+		}
+		resp.CID = cid
+	case st.allocated(p.CID):
+		// Re-INIT on a channel resynchronises it: whatever it was doing is
+		// abandoned (CTAP 2.1 §11.2.9.1.3).
+		if st.re.Active() && st.re.CID() == p.CID {
+			st.re.Reset()
+		}
+		if st.busy != nil && st.busy.cid == p.CID {
+			st.busy.abandoned = true
+			st.busy.cancel()
+		}
+		resp.CID = p.CID
+	default:
+		return st.fail(p.CID, ErrInvalidChannel)
+	}
+	return st.send(p.CID, CmdInit, resp.Marshal())
+}
+
+func (st *serveState) dispatch(ctx context.Context, msg *Message) error {
+	caps := st.s.Capabilities
+	switch msg.Cmd {
+	case CmdPing:
+		return st.send(msg.CID, CmdPing, msg.Data)
+	case CmdWink:
+		if caps&CapWink == 0 {
+			return st.fail(msg.CID, ErrInvalidCmd)
+		}
+		if len(msg.Data) != 0 {
+			return st.fail(msg.CID, ErrInvalidLen)
+		}
+		st.s.Handler.Wink()
+		return st.send(msg.CID, CmdWink, nil)
+	case CmdLock:
+		if len(msg.Data) != 1 {
+			return st.fail(msg.CID, ErrInvalidLen)
+		}
+		if msg.Data[0] > 10 {
+			return st.fail(msg.CID, ErrInvalidPar)
+		}
+		st.lockCID, st.lockEnd = msg.CID, time.Now().Add(time.Duration(msg.Data[0])*time.Second)
+		if msg.Data[0] == 0 {
+			st.lockCID = 0
+		}
+		return st.send(msg.CID, CmdLock, nil)
+	case CmdCBOR:
+		if caps&CapCBOR == 0 {
+			return st.fail(msg.CID, ErrInvalidCmd)
+		}
+		if len(msg.Data) == 0 {
+			return st.fail(msg.CID, ErrInvalidLen)
+		}
+	case CmdMsg:
+		if caps&CapNMSG != 0 {
+			return st.fail(msg.CID, ErrInvalidCmd)
+		}
+	default:
+		return st.fail(msg.CID, ErrInvalidCmd)
+	}
+	hctx, cancel := context.WithCancel(ctx)
+	b := &running{cid: msg.CID, cmd: msg.Cmd, cancel: cancel, done: make(chan []byte, 1)}
+	b.status.Store(uint32(KeepaliveProcessing))
+	st.busy = b
+	go func() {
+		defer cancel()
+		var resp []byte
+		if msg.Cmd == CmdCBOR {
+			resp = st.s.Handler.CBOR(hctx, msg.Data, func(s byte) { b.status.Store(uint32(s)) })
+		} else {
+			resp = st.s.Handler.Msg(hctx, msg.Data)
+		}
+		b.done <- resp
+	}()
+	return nil
+}
