@@ -40,6 +40,10 @@ func init() {
 		ExtraReturnErrors: cbor.ExtraDecErrorUnknownField,
 		DefaultMapType:    nil,
 		UTF8:              cbor.UTF8RejectInvalid,
+		// The library matches text keys to struct fields case-insensitively
+		// by default, which would accept {"ID": ...} for "id" and call
+		// {"id", "Id"} a duplicate. CTAP map keys are exact (CTAP 2.1 §8).
+		FieldNameMatching: cbor.FieldNameMatchingCaseSensitive,
 	}
 	if decMode, err = opts.DecMode(); err != nil {
 		panic(err)
@@ -74,6 +78,7 @@ type SyntaxError struct {
 	Detail string // the decoder's own words, for people
 }
 
+// Error implements error, naming the message and the sentinel.
 func (e *SyntaxError) Error() string {
 	if e.Detail != "" {
 		return fmt.Sprintf("ctap: decoding %s: %v: %s", e.What, e.Err, e.Detail)
@@ -81,6 +86,7 @@ func (e *SyntaxError) Error() string {
 	return fmt.Sprintf("ctap: decoding %s: %v", e.What, e.Err)
 }
 
+// Unwrap returns the sentinel, so that errors.Is matches it.
 func (e *SyntaxError) Unwrap() error { return e.Err }
 
 // Status maps the decode failure onto the CTAP status an authenticator
