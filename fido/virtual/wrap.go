@@ -1,0 +1,234 @@
+package virtual
+
+import (
+	"crypto"
+	"crypto/aes"
+	"crypto/cipher"
+	"crypto/ecdsa"
+	"crypto/ed25519"
+	"crypto/elliptic"
+	"crypto/hkdf"
+	cryptorand "crypto/rand"
+	"crypto/sha256"
+	"crypto/subtle"
+	"errors"
+	"fmt"
+	"io"
+)
+
+// COSE algorithm identifiers the virtual key makes credentials for
+// (RFC 9053 §2.1, RFC 8037 §3.1). They equal ctap.AlgES256 and
+// ctap.AlgEdDSA; they are repeated here so these building blocks stand
+// alone.
+const (
+	algES256 int64 = -7
+	algEdDSA int64 = -8
+)
+
+// rawKeyLen is the length of every raw private key the key wraps: a P-256
+// scalar and an Ed25519 seed are both 32 bytes, which keeps credential IDs
+// one fixed length.
+const rawKeyLen = 32
+
+// Credential ID layout: version | nonce | AES-GCM(alg | priv) | tag.
+const (
+	wrapVersion    = 0x01
+	wrapNonceLen   = 12
+	wrapTagLen     = 16
+	wrapPlainLen   = 1 + rawKeyLen
+	wrappedIDLen   = 1 + wrapNonceLen + wrapPlainLen + wrapTagLen // 62
+	wrapSecretLen  = 32
+	wrapKeyInfoTag = "fidokit virtual key: credential ID wrapping key v1"
+)
+
+// keyWrapper seals the private keys of non-discoverable credentials into
+// their credential IDs, so the key keeps no per-credential state and any
+// number of them fit (CTAP 2.1 §6.1.2 leaves the ID format to the
+// authenticator).
+//
+// A 96-bit random nonce per ID keeps nonce reuse unlikely for the 2^32 IDs
+// NIST SP 800-38D allows per key, far beyond a test key's life.
+//
+// A keyWrapper is safe for concurrent use: it holds only an AEAD, which
+// keeps no per-call state.
+type keyWrapper struct {
+	aead cipher.AEAD
+}
+
+// newKeyWrapper derives the wrapping key from the key's 32-byte secret. The
+// secret goes through HKDF-SHA-256 with a fixed label so it is never a
+// cipher key itself and can seed other keys under other labels.
+func newKeyWrapper(secret []byte) (*keyWrapper, error) {
+	if len(secret) != wrapSecretLen {
+		return nil, fmt.Errorf("virtual: wrap secret is %d bytes, want %d", len(secret), wrapSecretLen)
+	}
+	k, err := hkdf.Key(sha256.New, secret, nil, wrapKeyInfoTag, 32)
+	if err != nil {
+		return nil, fmt.Errorf("virtual: deriving wrapping key: %w", err)
+	}
+	block, err := aes.NewCipher(k)
+	if err != nil {
+		return nil, fmt.Errorf("virtual: creating wrapping cipher: %w", err)
+	}
+	aead, err := cipher.NewGCM(block)
+	if err != nil {
+		return nil, fmt.Errorf("virtual: creating wrapping cipher: %w", err)
+	}
+	return &keyWrapper{aead: aead}, nil
+}
+
+// wrapAD is the additional data: the version and the RP ID hash, which bind
+// an ID to the format and to the relying party it was made for.
+func wrapAD(rpIDHash *[32]byte) [1 + 32]byte {
+	var ad [1 + 32]byte
+	ad[0] = wrapVersion
+	copy(ad[1:], rpIDHash[:])
+	return ad
+}
+
+// wrap returns the credential ID that carries priv, an alg key, for the
+// relying party whose RP ID hashes to rpIDHash. The nonce comes from rand.
+func (w *keyWrapper) wrap(rand io.Reader, rpIDHash [32]byte, alg int64, priv []byte) ([]byte, error) {
+	// Refusing bad keys here means unwrap never returns a key that
+	// signerFromRaw rejects.
+	if _, err := signerFromRaw(alg, priv); err != nil {
+		return nil, fmt.Errorf("virtual: wrapping credential key: %w", err)
+	}
+	id := make([]byte, 1+wrapNonceLen, wrappedIDLen)
+	id[0] = wrapVersion
+	if _, err := io.ReadFull(orDefaultRand(rand), id[1:]); err != nil {
+		return nil, fmt.Errorf("virtual: wrapping credential key: reading nonce: %w", err)
+	}
+	var plain [wrapPlainLen]byte
+	defer clear(plain[:])
+	plain[0] = byte(int8(alg)) // both supported algs fit a signed byte
+	copy(plain[1:], priv)
+	ad := wrapAD(&rpIDHash)
+	id = w.aead.Seal(id, id[1:1+wrapNonceLen], plain[:], ad[:])
+	return id, nil
+}
+
+// unwrap recovers the algorithm and raw private key from a credential ID
+// made by wrap for rpIDHash. ok is false for any other input: wrong length
+// or version, another RP, a different secret, or any change to the bytes.
+//
+// It does the same work (one AEAD open of a fixed-size buffer) whatever is
+// wrong with id, so timing does not tell a prober which check failed.
+func (w *keyWrapper) unwrap(rpIDHash [32]byte, id []byte) (alg int64, priv []byte, ok bool) {
+	var buf [wrappedIDLen]byte
+	copy(buf[:], id) // copies at most wrappedIDLen bytes; never panics
+	good := 1
+	if len(id) != wrappedIDLen {
+		good = 0
+	}
+	good &= subtle.ConstantTimeByteEq(buf[0], wrapVersion)
+
+	ad := wrapAD(&rpIDHash)
+	var plainBuf [wrapPlainLen]byte
+	defer clear(plainBuf[:])
+	plain, err := w.aead.Open(plainBuf[:0], buf[1:1+wrapNonceLen], buf[1+wrapNonceLen:], ad[:])
+	if err != nil || len(plain) != wrapPlainLen {
+		good = 0
+	}
+	if good != 1 {
+		return 0, nil, false
+	}
+
+	alg = int64(int8(plain[0]))
+	if alg != algES256 && alg != algEdDSA {
+		// Unreachable without the secret: only wrap seals plaintexts.
+		return 0, nil, false
+	}
+	priv = make([]byte, rawKeyLen)
+	copy(priv, plain[1:])
+	return alg, priv, true
+}
+
+// signerFromRaw rebuilds a credential's signer from its raw private key: a
+// 32-byte P-256 scalar for ES256, a 32-byte Ed25519 seed for EdDSA.
+func signerFromRaw(alg int64, priv []byte) (crypto.Signer, error) {
+	switch alg {
+	case algES256:
+		if len(priv) != rawKeyLen {
+			return nil, fmt.Errorf("virtual: ES256 private key is %d bytes, want %d", len(priv), rawKeyLen)
+		}
+		key, err := ecdsa.ParseRawPrivateKey(elliptic.P256(), priv)
+		if err != nil {
+			return nil, fmt.Errorf("virtual: parsing ES256 private key: %w", err)
+		}
+		return key, nil
+	case algEdDSA:
+		if len(priv) != ed25519.SeedSize {
+			return nil, fmt.Errorf("virtual: EdDSA private key is %d bytes, want %d", len(priv), ed25519.SeedSize)
+		}
+		return ed25519.NewKeyFromSeed(priv), nil
+	default:
+		return nil, fmt.Errorf("virtual: unsupported credential algorithm %d", alg)
+	}
+}
+
+// newPrivateKey makes a credential key for alg and returns it with its raw
+// form for wrap or storage. The key is drawn from rand's bytes (nil means
+// crypto/rand.Reader), so a seeded rand reproduces it.
+func newPrivateKey(rand io.Reader, alg int64) (crypto.Signer, []byte, error) {
+	rand = orDefaultRand(rand)
+	switch alg {
+	case algES256:
+		key, err := newP256Key(rand)
+		if err != nil {
+			return nil, nil, fmt.Errorf("virtual: making ES256 key: %w", err)
+		}
+		raw, err := key.Bytes()
+		if err != nil {
+			return nil, nil, fmt.Errorf("virtual: encoding ES256 key: %w", err)
+		}
+		return key, raw, nil
+	case algEdDSA:
+		seed := make([]byte, ed25519.SeedSize)
+		if _, err := io.ReadFull(rand, seed); err != nil {
+			return nil, nil, fmt.Errorf("virtual: making EdDSA key: %w", err)
+		}
+		return ed25519.NewKeyFromSeed(seed), seed, nil
+	default:
+		return nil, nil, fmt.Errorf("virtual: unsupported credential algorithm %d", alg)
+	}
+}
+
+// errAlgKeyMismatch means sign was asked for an algorithm the key cannot
+// produce; signing anyway would give a signature no verifier accepts.
+var errAlgKeyMismatch = errors.New("virtual: signing key does not match algorithm")
+
+// sign signs msg as alg specifies: ES256 hashes msg with SHA-256 and gives
+// an ASN.1 DER ECDSA signature (WebAuthn L3 §6.5.6); EdDSA signs msg itself
+// with Ed25519 (RFC 8032 §5.1.6).
+func sign(signer crypto.Signer, alg int64, msg []byte) ([]byte, error) {
+	if signer == nil {
+		return nil, errors.New("virtual: signing with no key")
+	}
+	switch alg {
+	case algES256:
+		pub, isEC := signer.Public().(*ecdsa.PublicKey)
+		if !isEC || pub.Curve != elliptic.P256() {
+			return nil, errAlgKeyMismatch
+		}
+		digest := sha256.Sum256(msg)
+		// crypto.Signer implementations for ECDSA return ASN.1 DER.
+		sig, err := signer.Sign(cryptorand.Reader, digest[:], crypto.SHA256)
+		if err != nil {
+			return nil, fmt.Errorf("virtual: signing with ES256: %w", err)
+		}
+		return sig, nil
+	case algEdDSA:
+		if _, isEd := signer.Public().(ed25519.PublicKey); !isEd {
+			return nil, errAlgKeyMismatch
+		}
+		// Hash 0 selects pure Ed25519, which signs the message itself.
+		sig, err := signer.Sign(cryptorand.Reader, msg, crypto.Hash(0))
+		if err != nil {
+			return nil, fmt.Errorf("virtual: signing with EdDSA: %w", err)
+		}
+		return sig, nil
+	default:
+		return nil, fmt.Errorf("virtual: unsupported credential algorithm %d", alg)
+	}
+}
