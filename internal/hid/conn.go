@@ -9,6 +9,9 @@ package hid
 
 import (
 	"errors"
+	"fmt"
+	"io/fs"
+	"os"
 	"time"
 )
 
@@ -52,4 +55,23 @@ var ErrClosed = errors.New("hid: connection closed")
 func IsTimeout(err error) bool {
 	var t interface{ Timeout() bool }
 	return errors.As(err, &t) && t.Timeout()
+}
+
+// FrameError reports a datagram from the host that is not a hidraw output
+// report: not ReportSize+1 bytes, or not report ID 0. The transport stays
+// usable; the datagram is dropped.
+type FrameError struct {
+	Len      int  // bytes received (after truncation)
+	ReportID byte // first byte received
+}
+
+func (e *FrameError) Error() string {
+	return fmt.Sprintf("hid: bad output report: %d bytes with report ID %d, want %d bytes with report ID 0",
+		e.Len, e.ReportID, ReportSize+1)
+}
+
+// IsSocket reports whether path names a socket, such as a virtual key's.
+func IsSocket(path string) bool {
+	fi, err := os.Stat(path)
+	return err == nil && fi.Mode()&fs.ModeSocket != 0
 }
