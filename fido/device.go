@@ -27,8 +27,8 @@ type Device struct {
 	prompt Prompt
 	cbor   bool
 
-	mu       sync.Mutex // serialises multi-message operations
-	getInfo  *Info      // cached authenticatorGetInfo
+	mu      sync.Mutex // serialises multi-message operations
+	getInfo *Info      // cached authenticatorGetInfo
 }
 
 var _ Authenticator = (*Device)(nil)

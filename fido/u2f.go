@@ -217,4 +217,3 @@ func (d *Device) u2fAuthenticate(ctx context.Context, req *GetAssertionRequest) 
 	}
 	return nil, fmt.Errorf("fido: getAssertion: %w", ctap.StatusNoCredentials)
 }
-

@@ -718,4 +718,3 @@ func (k *Key) reset(ctx context.Context, status func(byte)) []byte {
 	k.wrapper = w
 	return statusOnly(ctap.StatusOK)
 }
-

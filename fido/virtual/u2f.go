@@ -180,4 +180,3 @@ func (k *Key) u2fAuthenticate(a *ctap.APDU) []byte {
 	r := &ctap.U2FAuthenticateResponse{UserPresence: up, Counter: counter, Signature: sig}
 	return withSW(r.Marshal(), ctap.SWNoError)
 }
-
