@@ -158,9 +158,18 @@ func (c *Channel) receive(ctx context.Context, cid uint32, cmd Command, keepaliv
 		idle = DefaultIdleTimeout
 	}
 	// Cancellation interrupts a blocked Read through its deadline.
-	stop := context.AfterFunc(ctx, func() { c.conn.SetReadDeadline(time.Unix(1, 0)) })
+	interrupted := make(chan struct{})
+	stop := context.AfterFunc(ctx, func() {
+		c.conn.SetReadDeadline(time.Unix(1, 0))
+		close(interrupted)
+	})
 	defer func() {
-		stop()
+		// A callback already running must finish first, or its past
+		// deadline can land on the next receive (the drain after CANCEL)
+		// and fail it at once.
+		if !stop() {
+			<-interrupted
+		}
 		c.conn.SetReadDeadline(time.Time{})
 	}()
 	c.re.Reset()
