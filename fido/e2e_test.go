@@ -269,7 +269,7 @@ func TestWebAuthnRegisterAndLogin(t *testing.T) {
 	tests := []struct {
 		name        string
 		alg         fido.Algorithm
-		attestation virtual.AttestationType
+		attestation virtual.AttestationFormat
 		conveyance  protocol.ConveyancePreference
 		wantFormat  string
 		wantType    string

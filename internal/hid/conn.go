@@ -61,7 +61,7 @@ func IsTimeout(err error) bool {
 // report: not ReportSize+1 bytes, or not report ID 0. The transport stays
 // usable; the datagram is dropped.
 type FrameError struct {
-	Len      int  // bytes received (after truncation)
+	Len      int  // bytes in the datagram
 	ReportID byte // first byte received
 }
 

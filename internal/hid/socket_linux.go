@@ -5,96 +5,224 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"net"
 	"os"
+	"sync"
 	"syscall"
+	"time"
+
+	"golang.org/x/sys/unix"
 )
 
-// Dial connects to a virtual key's socket: an AF_UNIX SOCK_SEQPACKET socket
-// that keeps hidraw framing, one datagram per report. The returned Conn is
-// a *net.UnixConn.
+// The virtual key's socket is AF_UNIX SOCK_SEQPACKET: connected like a
+// stream, so a server sees each host come and go, and datagram-preserving
+// like hidraw, so one write is one report. A program that speaks hidraw
+// needs only to be pointed at it.
+const socketNetwork = "unixpacket"
+
+// Dial connects to a virtual key's socket at path. The returned Conn is a
+// *net.UnixConn: Write sends one output report of ReportSize+1 bytes,
+// report ID 0 first, and Read returns one input report of ReportSize bytes.
+// ctx bounds only the connecting.
 func Dial(ctx context.Context, path string) (Conn, error) {
 	var d net.Dialer
-	c, err := d.DialContext(ctx, "unixpacket", path)
+	c, err := d.DialContext(ctx, socketNetwork, path)
 	if err != nil {
-		return nil, fmt.Errorf("hid: connecting to %s: %w", path, err)
+		return nil, fmt.Errorf("hid: dialing %s: %w", path, err)
 	}
 	return c.(*net.UnixConn), nil
 }
 
-// Listener accepts hosts on a virtual key's socket.
+// Listener is the device end of a virtual key's socket: it accepts hosts,
+// each as its own DeviceConn. Its methods are safe for concurrent use.
 type Listener struct {
-	l    *net.UnixListener
-	path string
+	l         *net.UnixListener
+	path      string
+	closeOnce sync.Once
+	closeErr  error
 }
 
-// Listen creates the socket at path. A stale socket left by a server that
-// is gone is replaced; a live one, or a file that is not a socket, is an
-// error.
+// Listen creates a SOCK_SEQPACKET socket at path and listens on it.
+//
+// A socket file left behind by a server that is gone (nobody accepts on
+// it) is replaced. Anything else at path is left alone and Listen fails
+// with an error matching fs.ErrExist: a socket a server is still listening
+// on, or a file that is not a socket.
 func Listen(path string) (*Listener, error) {
-	if fi, err := os.Lstat(path); err == nil {
-		if fi.Mode()&os.ModeSocket == 0 {
-			return nil, fmt.Errorf("hid: %s exists and is not a socket", path)
-		}
-		c, err := net.Dial("unixpacket", path)
-		if err == nil {
-			c.Close()
-			return nil, fmt.Errorf("hid: %s: a server is already listening", path)
-		}
-		if !errors.Is(err, syscall.ECONNREFUSED) && !errors.Is(err, syscall.EPROTOTYPE) {
-			return nil, fmt.Errorf("hid: checking %s: %w", path, err)
-		}
-		if err := os.Remove(path); err != nil {
-			return nil, fmt.Errorf("hid: removing stale socket: %w", err)
-		}
+	if err := removeStaleSocket(path); err != nil {
+		return nil, err
 	}
-	l, err := net.ListenUnix("unixpacket", &net.UnixAddr{Name: path, Net: "unixpacket"})
+	l, err := net.ListenUnix(socketNetwork, &net.UnixAddr{Name: path, Net: socketNetwork})
 	if err != nil {
 		return nil, fmt.Errorf("hid: listening on %s: %w", path, err)
 	}
+	// Already net's default for a listener that created its socket file;
+	// explicit because Listener.Close promises the removal.
+	l.SetUnlinkOnClose(true)
 	return &Listener{l: l, path: path}, nil
 }
 
-// Addr returns the socket path.
+// removeStaleSocket removes the socket at path if no server listens on it.
+// Between the check and the removal another server could start; two
+// servers racing for one path is a setup error this does not guard.
+func removeStaleSocket(path string) error {
+	fi, err := os.Lstat(path)
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil
+	}
+	if err != nil {
+		return fmt.Errorf("hid: listening on %s: %w", path, err)
+	}
+	if fi.Mode().Type() != fs.ModeSocket {
+		return fmt.Errorf("hid: listening on %s: %w and is not a socket; not replacing it", path, fs.ErrExist)
+	}
+	// Only a socket nobody listens on refuses a connection. A live socket
+	// of another type answers EPROTOTYPE and must not be removed either.
+	c, err := net.DialTimeout(socketNetwork, path, time.Second)
+	if err == nil {
+		c.Close()
+		return fmt.Errorf("hid: listening on %s: %w: another server is listening on it", path, fs.ErrExist)
+	}
+	if !errors.Is(err, unix.ECONNREFUSED) {
+		return fmt.Errorf("hid: listening on %s: %w: probing the socket there: %v", path, fs.ErrExist, err)
+	}
+	if err := os.Remove(path); err != nil && !errors.Is(err, fs.ErrNotExist) {
+		return fmt.Errorf("hid: removing stale socket %s: %w", path, err)
+	}
+	return nil
+}
+
+// Addr returns the path of the socket.
 func (l *Listener) Addr() string { return l.path }
 
 // Accept waits for the next host and returns the device end of its
-// connection.
+// connection. After Close it fails with an error matching ErrClosed and
+// net.ErrClosed.
 func (l *Listener) Accept() (DeviceConn, error) {
 	c, err := l.l.AcceptUnix()
-	if err != nil {
-		return nil, err
+	if errors.Is(err, net.ErrClosed) {
+		return nil, fmt.Errorf("%w: accepting on %s: %w", ErrClosed, l.path, err)
 	}
-	return &socketDevice{c: c, buf: make([]byte, ReportSize+2)}, nil
+	if err != nil {
+		return nil, fmt.Errorf("hid: accepting on %s: %w", l.path, err)
+	}
+	return newSocketDeviceConn(c)
 }
 
-// Close stops listening and removes the socket file.
-func (l *Listener) Close() error { return l.l.Close() }
-
-// socketDevice is the device end of a socket connection. It checks that
-// every datagram is one hidraw output report.
-type socketDevice struct {
-	c   *net.UnixConn
-	buf []byte // one byte larger than a report, to see oversized datagrams
+// Close stops listening and removes the socket file. Connections already
+// accepted stay open. Close is idempotent.
+func (l *Listener) Close() error {
+	l.closeOnce.Do(func() { l.closeErr = l.l.Close() })
+	return l.closeErr
 }
 
-func (s *socketDevice) Read(p []byte) (int, error) {
-	n, _, flags, _, err := s.c.ReadMsgUnix(s.buf, nil)
+// socketDeviceConn is the device end of one host's connection. It checks
+// that every datagram is one hidraw output report, reporting others as
+// *FrameError without losing the connection.
+type socketDeviceConn struct {
+	c  *net.UnixConn
+	rc syscall.RawConn
+
+	// The receive callback's arguments and results live here rather than
+	// in a closure, so a Read does not allocate; rmu serializes Reads.
+	rmu    sync.Mutex
+	recvFn func(fd uintptr) bool
+	p      []byte
+	n      int
+	empty  bool // a zero-length datagram, not the end of the connection
+	err    error
+
+	closeOnce sync.Once
+	closeErr  error
+}
+
+func newSocketDeviceConn(c *net.UnixConn) (*socketDeviceConn, error) {
+	rc, err := c.SyscallConn()
 	if err != nil {
-		return 0, err
+		c.Close()
+		return nil, fmt.Errorf("hid: accepting: %w", err)
 	}
-	if n == 0 {
-		return 0, io.EOF // SOCK_SEQPACKET: the host closed
+	s := &socketDeviceConn{c: c, rc: rc}
+	s.recvFn = s.recv
+	return s, nil
+}
+
+var _ DeviceConn = (*socketDeviceConn)(nil)
+
+// recv runs under the poller: it returns false to wait for readability.
+func (s *socketDeviceConn) recv(fd uintptr) bool {
+	// MSG_TRUNC makes recv report a datagram's real length even when it
+	// is longer than p, so an oversized one is seen, not silently cut.
+	n, _, err := unix.Recvfrom(int(fd), s.p, unix.MSG_TRUNC)
+	if err == unix.EAGAIN {
+		return false
 	}
-	if flags&syscall.MSG_TRUNC != 0 || n != ReportSize+1 || s.buf[0] != 0 {
-		return 0, &FrameError{Len: n, ReportID: s.buf[0]}
+	s.n, s.err, s.empty = n, err, false
+	if err == nil && n == 0 {
+		// On SOCK_SEQPACKET both the end of the connection and a
+		// zero-length datagram read as 0 bytes. At the end, a further
+		// peek reads 0 again; after an empty datagram it finds the next
+		// one or nothing yet.
+		var b [1]byte
+		m, _, perr := unix.Recvfrom(int(fd), b[:], unix.MSG_PEEK|unix.MSG_DONTWAIT)
+		s.empty = perr == unix.EAGAIN || (perr == nil && m > 0)
 	}
-	if len(p) < n {
+	return true
+}
+
+// Read returns the next output report from the host: ReportSize+1 bytes,
+// report ID 0 first. p must hold that many bytes, or Read fails with
+// io.ErrShortBuffer without consuming anything. A datagram of another size
+// or report ID is consumed and reported as *FrameError; the connection
+// stays usable. When the host has gone, Read returns io.EOF.
+func (s *socketDeviceConn) Read(p []byte) (int, error) {
+	if len(p) < ReportSize+1 {
 		return 0, io.ErrShortBuffer
 	}
-	return copy(p, s.buf[:n]), nil
+	s.rmu.Lock()
+	defer s.rmu.Unlock()
+	s.p = p
+	err := s.rc.Read(s.recvFn)
+	s.p = nil
+	if err == nil {
+		err = s.err
+	}
+	switch {
+	case err != nil:
+		if errors.Is(err, net.ErrClosed) {
+			return 0, fmt.Errorf("%w: reading report: %w", ErrClosed, err)
+		}
+		return 0, fmt.Errorf("hid: reading report: %w", err)
+	case s.n == 0 && !s.empty:
+		return 0, io.EOF
+	case s.n != ReportSize+1 || p[0] != 0:
+		fe := &FrameError{Len: s.n}
+		if s.n > 0 {
+			fe.ReportID = p[0]
+		}
+		return 0, fe
+	}
+	return s.n, nil
 }
 
-func (s *socketDevice) Write(p []byte) (int, error) { return s.c.Write(p) }
+// Write sends one input report of exactly ReportSize bytes to the host, as
+// a hidraw device delivers it; any other length is refused, since the host
+// would read it as a report anyway.
+func (s *socketDeviceConn) Write(p []byte) (int, error) {
+	if len(p) != ReportSize {
+		return 0, fmt.Errorf("hid: writing a %d-byte input report, want %d bytes", len(p), ReportSize)
+	}
+	n, err := s.c.Write(p)
+	if errors.Is(err, net.ErrClosed) {
+		return n, fmt.Errorf("%w: writing report: %w", ErrClosed, err)
+	}
+	return n, err
+}
 
-func (s *socketDevice) Close() error { return s.c.Close() }
+// Close closes the connection; the host's reads then return io.EOF. Close
+// is idempotent.
+func (s *socketDeviceConn) Close() error {
+	s.closeOnce.Do(func() { s.closeErr = s.c.Close() })
+	return s.closeErr
+}
