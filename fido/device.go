@@ -74,7 +74,7 @@ func (d *Device) wrap(op string, err error) error {
 // call runs one CTAP2 command and returns the CBOR body of a successful
 // response. A non-zero status is returned as a Status error.
 func (d *Device) call(ctx context.Context, cmd ctap.Command, params any, keepalive func(byte)) ([]byte, error) {
-	op := cmdName(cmd)
+	op := cmd.String()
 	req, err := ctap.EncodeRequest(cmd, params)
 	if err != nil {
 		return nil, fmt.Errorf("%w: encoding %s: %v", ErrInvalidRequest, op, err)
@@ -100,24 +100,6 @@ func (d *Device) call(ctx context.Context, cmd ctap.Command, params any, keepali
 		return nil, fmt.Errorf("fido: %s: %w", op, status)
 	}
 	return body, nil
-}
-
-func cmdName(c ctap.Command) string {
-	switch c {
-	case ctap.CmdMakeCredential:
-		return "makeCredential"
-	case ctap.CmdGetAssertion:
-		return "getAssertion"
-	case ctap.CmdGetNextAssertion:
-		return "getNextAssertion"
-	case ctap.CmdGetInfo:
-		return "getInfo"
-	case ctap.CmdReset:
-		return "reset"
-	case ctap.CmdSelection:
-		return "selection"
-	}
-	return fmt.Sprintf("command 0x%02x", byte(c))
 }
 
 // Info describes the key. It is read once and cached; a U2F-only key is
