@@ -181,7 +181,9 @@ type GetInfoResponse struct {
 	MaxRPIDsForSetMinPINLength       uint64            `cbor:"16,keyasint,omitempty"`
 	PreferredPlatformUvAttempts      uint64            `cbor:"17,keyasint,omitempty"`
 	UVModality                       uint64            `cbor:"18,keyasint,omitempty"`
+	Certifications                   map[string]uint64 `cbor:"19,keyasint,omitempty"` // name ("FIDO", ...) to level; nil: none stated
 	RemainingDiscoverableCredentials *uint64           `cbor:"20,keyasint,omitempty"` // nil: not stated
+	VendorPrototypeConfigCommands    []uint64          `cbor:"21,keyasint,omitempty"` // vendorCommandId values of config vendorPrototype
 }
 
 // Limits checked by the request decoders.
