@@ -1,0 +1,364 @@
+package webauthn
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"sort"
+	"sync"
+	"time"
+)
+
+// MemoryStore is a [Store] that keeps everything in process memory, for
+// tests, examples and single-process demos. Its contents are lost when the
+// process exits; use the SQLite or PostgreSQL store for anything else.
+//
+// A MemoryStore is safe for concurrent use by multiple goroutines: one
+// mutex guards all of its state, so every method is atomic. It copies
+// every slice on the way in and out, so callers never alias stored state.
+// Times are kept in UTC, truncated to the microsecond, as the SQL stores
+// keep them.
+//
+// The zero value is not usable; call [NewMemoryStore].
+type MemoryStore struct {
+	mu         sync.Mutex
+	users      map[string]*User // by string(ID)
+	names      map[string]string
+	creds      map[string]*memCred // by string(ID)
+	seq        uint64
+	challenges map[string]*Challenge
+}
+
+// memCred is a stored credential with its insertion order, the tie-break
+// when two credentials of a user share a Created time.
+type memCred struct {
+	c   Credential
+	seq uint64
+}
+
+var _ Store = (*MemoryStore)(nil)
+
+// NewMemoryStore returns an empty in-memory store.
+func NewMemoryStore() *MemoryStore {
+	return &MemoryStore{
+		users:      make(map[string]*User),
+		names:      make(map[string]string),
+		creds:      make(map[string]*memCred),
+		challenges: make(map[string]*Challenge),
+	}
+}
+
+// storeTime is how every store keeps a time: UTC, microsecond precision,
+// no monotonic reading; the zero time stays zero.
+func storeTime(t time.Time) time.Time {
+	if t.IsZero() {
+		return time.Time{}
+	}
+	return t.UTC().Truncate(time.Microsecond)
+}
+
+// cloneBytes copies b; an empty b becomes nil.
+func cloneBytes(b []byte) []byte {
+	if len(b) == 0 {
+		return nil
+	}
+	return bytes.Clone(b)
+}
+
+// cloneStrings copies s; an empty s becomes nil.
+func cloneStrings(s []string) []string {
+	if len(s) == 0 {
+		return nil
+	}
+	return append([]string(nil), s...)
+}
+
+func copyUser(u *User) *User {
+	return &User{
+		ID:          cloneBytes(u.ID),
+		Name:        u.Name,
+		DisplayName: u.DisplayName,
+		Created:     storeTime(u.Created),
+	}
+}
+
+func copyCredential(c *Credential) *Credential {
+	d := *c
+	d.ID = cloneBytes(c.ID)
+	d.UserID = cloneBytes(c.UserID)
+	d.PublicKey = cloneBytes(c.PublicKey)
+	d.AAGUID = cloneBytes(c.AAGUID)
+	d.Transports = cloneStrings(c.Transports)
+	d.Deactivated = storeTime(c.Deactivated)
+	d.Created = storeTime(c.Created)
+	d.LastUsed = storeTime(c.LastUsed)
+	return &d
+}
+
+func copyChallenge(c *Challenge) *Challenge {
+	return &Challenge{
+		ID:        c.ID,
+		Challenge: cloneBytes(c.Challenge),
+		Ceremony:  c.Ceremony,
+		UserID:    cloneBytes(c.UserID),
+		Session:   cloneBytes(c.Session),
+		Expires:   storeTime(c.Expires),
+	}
+}
+
+// CreateUser implements [Store.CreateUser].
+func (m *MemoryStore) CreateUser(ctx context.Context, u *User) error {
+	if err := ctx.Err(); err != nil {
+		return fmt.Errorf("memory store: creating user: %w", err)
+	}
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if _, ok := m.users[string(u.ID)]; ok {
+		return fmt.Errorf("memory store: creating user: ID: %w", ErrExists)
+	}
+	if _, ok := m.names[u.Name]; ok {
+		return fmt.Errorf("memory store: creating user %q: name: %w", u.Name, ErrExists)
+	}
+	m.users[string(u.ID)] = copyUser(u)
+	m.names[u.Name] = string(u.ID)
+	return nil
+}
+
+// User implements [Store.User].
+func (m *MemoryStore) User(ctx context.Context, id []byte) (*User, error) {
+	if err := ctx.Err(); err != nil {
+		return nil, fmt.Errorf("memory store: reading user: %w", err)
+	}
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	u, ok := m.users[string(id)]
+	if !ok {
+		return nil, fmt.Errorf("memory store: reading user: %w", ErrNotFound)
+	}
+	return copyUser(u), nil
+}
+
+// UserByName implements [Store.UserByName].
+func (m *MemoryStore) UserByName(ctx context.Context, name string) (*User, error) {
+	if err := ctx.Err(); err != nil {
+		return nil, fmt.Errorf("memory store: reading user %q: %w", name, err)
+	}
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	id, ok := m.names[name]
+	if !ok {
+		return nil, fmt.Errorf("memory store: reading user %q: %w", name, ErrNotFound)
+	}
+	return copyUser(m.users[id]), nil
+}
+
+// AddCredential implements [Store.AddCredential].
+func (m *MemoryStore) AddCredential(ctx context.Context, c *Credential, limit int) error {
+	if err := ctx.Err(); err != nil {
+		return fmt.Errorf("memory store: adding credential: %w", err)
+	}
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if _, ok := m.users[string(c.UserID)]; !ok {
+		return fmt.Errorf("memory store: adding credential: user: %w", ErrNotFound)
+	}
+	if _, ok := m.creds[string(c.ID)]; ok {
+		return fmt.Errorf("memory store: adding credential: %w", ErrExists)
+	}
+	if limit > 0 {
+		n := 0
+		for _, mc := range m.creds {
+			if bytes.Equal(mc.c.UserID, c.UserID) {
+				n++
+			}
+		}
+		if n >= limit {
+			return fmt.Errorf("memory store: adding credential: %d of %d: %w", n, limit, ErrLimit)
+		}
+	}
+	m.seq++
+	m.creds[string(c.ID)] = &memCred{c: *copyCredential(c), seq: m.seq}
+	return nil
+}
+
+// Credential implements [Store.Credential].
+func (m *MemoryStore) Credential(ctx context.Context, id []byte) (*Credential, error) {
+	if err := ctx.Err(); err != nil {
+		return nil, fmt.Errorf("memory store: reading credential: %w", err)
+	}
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	mc, ok := m.creds[string(id)]
+	if !ok {
+		return nil, fmt.Errorf("memory store: reading credential: %w", ErrNotFound)
+	}
+	return copyCredential(&mc.c), nil
+}
+
+// Credentials implements [Store.Credentials].
+func (m *MemoryStore) Credentials(ctx context.Context, userID []byte) ([]*Credential, error) {
+	if err := ctx.Err(); err != nil {
+		return nil, fmt.Errorf("memory store: listing credentials: %w", err)
+	}
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	var found []*memCred
+	for _, mc := range m.creds {
+		if bytes.Equal(mc.c.UserID, userID) {
+			found = append(found, mc)
+		}
+	}
+	sort.Slice(found, func(i, j int) bool {
+		a, b := found[i], found[j]
+		if !a.c.Created.Equal(b.c.Created) {
+			return a.c.Created.Before(b.c.Created)
+		}
+		return a.seq < b.seq
+	})
+	out := make([]*Credential, len(found))
+	for i, mc := range found {
+		out[i] = copyCredential(&mc.c)
+	}
+	return out, nil
+}
+
+// owned returns userID's credential id, or nil. m.mu must be held.
+func (m *MemoryStore) owned(userID, id []byte) *Credential {
+	mc, ok := m.creds[string(id)]
+	if !ok || !bytes.Equal(mc.c.UserID, userID) {
+		return nil
+	}
+	return &mc.c
+}
+
+// RenameCredential implements [Store.RenameCredential].
+func (m *MemoryStore) RenameCredential(ctx context.Context, userID, id []byte, name string) error {
+	if err := ctx.Err(); err != nil {
+		return fmt.Errorf("memory store: renaming credential: %w", err)
+	}
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	c := m.owned(userID, id)
+	if c == nil {
+		return fmt.Errorf("memory store: renaming credential: %w", ErrNotFound)
+	}
+	c.Name = name
+	return nil
+}
+
+// DeactivateCredential implements [Store.DeactivateCredential].
+func (m *MemoryStore) DeactivateCredential(ctx context.Context, userID, id []byte, at time.Time) error {
+	if err := ctx.Err(); err != nil {
+		return fmt.Errorf("memory store: deactivating credential: %w", err)
+	}
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	c := m.owned(userID, id)
+	if c == nil {
+		return fmt.Errorf("memory store: deactivating credential: %w", ErrNotFound)
+	}
+	c.Deactivated = storeTime(at)
+	return nil
+}
+
+// DeleteCredential implements [Store.DeleteCredential].
+func (m *MemoryStore) DeleteCredential(ctx context.Context, userID, id []byte) error {
+	if err := ctx.Err(); err != nil {
+		return fmt.Errorf("memory store: deleting credential: %w", err)
+	}
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if m.owned(userID, id) == nil {
+		return fmt.Errorf("memory store: deleting credential: %w", ErrNotFound)
+	}
+	delete(m.creds, string(id))
+	return nil
+}
+
+// RecordSignIn implements [Store.RecordSignIn].
+func (m *MemoryStore) RecordSignIn(ctx context.Context, s SignIn) error {
+	if err := ctx.Err(); err != nil {
+		return fmt.Errorf("memory store: recording sign-in: %w", err)
+	}
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	mc, ok := m.creds[string(s.CredentialID)]
+	switch {
+	case !ok:
+		return fmt.Errorf("memory store: recording sign-in: %w", ErrNotFound)
+	case !mc.c.Active():
+		return fmt.Errorf("memory store: recording sign-in: %w", ErrInactive)
+	case mc.c.SignCount != s.OldCount:
+		return fmt.Errorf("memory store: recording sign-in: stored %d, read %d: %w",
+			mc.c.SignCount, s.OldCount, ErrConflict)
+	}
+	mc.c.SignCount = s.NewCount
+	mc.c.BackupState = s.BackupState
+	mc.c.LastUsed = storeTime(s.At)
+	return nil
+}
+
+// FlagClone implements [Store.FlagClone].
+func (m *MemoryStore) FlagClone(ctx context.Context, id []byte) error {
+	if err := ctx.Err(); err != nil {
+		return fmt.Errorf("memory store: flagging clone: %w", err)
+	}
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	mc, ok := m.creds[string(id)]
+	if !ok {
+		return fmt.Errorf("memory store: flagging clone: %w", ErrNotFound)
+	}
+	mc.c.CloneWarning = true
+	return nil
+}
+
+// SaveChallenge implements [Store.SaveChallenge].
+func (m *MemoryStore) SaveChallenge(ctx context.Context, c *Challenge) error {
+	if err := ctx.Err(); err != nil {
+		return fmt.Errorf("memory store: saving challenge: %w", err)
+	}
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if _, ok := m.challenges[c.ID]; ok {
+		return fmt.Errorf("memory store: saving challenge: %w", ErrExists)
+	}
+	m.challenges[c.ID] = copyChallenge(c)
+	return nil
+}
+
+// TakeChallenge implements [Store.TakeChallenge].
+func (m *MemoryStore) TakeChallenge(ctx context.Context, id string, now time.Time) (*Challenge, error) {
+	if err := ctx.Err(); err != nil {
+		return nil, fmt.Errorf("memory store: taking challenge: %w", err)
+	}
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	c, ok := m.challenges[id]
+	if !ok {
+		return nil, fmt.Errorf("memory store: taking challenge: %w", ErrNotFound)
+	}
+	delete(m.challenges, id)
+	if !storeTime(now).Before(c.Expires) {
+		return nil, fmt.Errorf("memory store: taking challenge: %w", ErrExpired)
+	}
+	return copyChallenge(c), nil
+}
+
+// PurgeChallenges implements [Store.PurgeChallenges].
+func (m *MemoryStore) PurgeChallenges(ctx context.Context, now time.Time) (int, error) {
+	if err := ctx.Err(); err != nil {
+		return 0, fmt.Errorf("memory store: purging challenges: %w", err)
+	}
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	now = storeTime(now)
+	n := 0
+	for id, c := range m.challenges {
+		if !now.Before(c.Expires) {
+			delete(m.challenges, id)
+			n++
+		}
+	}
+	return n, nil
+}

@@ -1,0 +1,541 @@
+// Package postgres is a [webauthn.Store] on a PostgreSQL server, for
+// several relying-party servers that share users, credentials,
+// single-use challenges and sign counters.
+//
+// Start with [Open], which connects a pgx connection pool and brings the
+// schema up to date:
+//
+//	store, err := postgres.Open(ctx, "postgres://rp@db.internal/app")
+//	if err != nil {
+//		return err
+//	}
+//	defer store.Close()
+//
+// # Several servers
+//
+// Every server opens its own Store on the same database. A challenge is
+// taken with one DELETE … RETURNING, so only one server accepts it; a
+// sign count moves by a compare-and-set UPDATE, so no server accepts a
+// stale counter; a credential is added in a transaction that locks its
+// user's row, so the credential limit holds. Servers starting at once
+// migrate the schema once, under an advisory lock.
+//
+// The tables are named webauthn_users, webauthn_credentials,
+// webauthn_challenges and webauthn_schema_version, in the connection's
+// default schema (set search_path in the connection string to move them).
+package postgres
+
+import (
+	"context"
+	"embed"
+	"errors"
+	"fmt"
+	"io/fs"
+	"path"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
+	"github.com/jackc/pgx/v5/pgxpool"
+
+	"github.com/fidokit/fidokit/webauthn"
+)
+
+// ErrSchemaTooNew is returned by [Open] for a database whose schema was
+// written by a newer version of this package; this version cannot safely
+// use it.
+var ErrSchemaTooNew = errors.New("postgres: database schema is newer than this version of fidokit supports")
+
+// migrationLock is the pg_advisory_xact_lock key that serialises
+// migrations ("fidokit" in ASCII).
+const migrationLock int64 = 0x0066_6964_6f6b_6974
+
+// SQLSTATE codes this package maps onto webauthn errors.
+const (
+	uniqueViolation     = "23505"
+	foreignKeyViolation = "23503"
+)
+
+//go:embed migrations/*.sql
+var migrations embed.FS
+
+// Store is a [webauthn.Store] on a PostgreSQL database. Open one with
+// [Open] and close it with [Store.Close].
+//
+// A Store is safe for concurrent use by multiple goroutines, and other
+// Stores (in this or other processes) may use the same database at the
+// same time: every method is one atomic statement or one transaction.
+type Store struct {
+	pool *pgxpool.Pool
+}
+
+var _ webauthn.Store = (*Store)(nil)
+
+// Open connects to the database named by connString (a postgres:// URL
+// or key=value string as [pgxpool.ParseConfig] accepts, including
+// pool_max_conns), checks the connection, and applies any schema
+// migrations the database lacks. It fails with an error wrapping
+// [ErrSchemaTooNew] if the schema is newer than this package knows.
+func Open(ctx context.Context, connString string) (*Store, error) {
+	cfg, err := pgxpool.ParseConfig(connString)
+	if err != nil {
+		return nil, fmt.Errorf("postgres: parsing connection string: %w", err)
+	}
+	pool, err := pgxpool.NewWithConfig(ctx, cfg)
+	if err != nil {
+		return nil, fmt.Errorf("postgres: connecting: %w", err)
+	}
+	s := &Store{pool: pool}
+	if err := pool.Ping(ctx); err != nil {
+		pool.Close()
+		return nil, fmt.Errorf("postgres: connecting: %w", err)
+	}
+	if err := s.migrate(ctx); err != nil {
+		pool.Close()
+		return nil, fmt.Errorf("postgres: %w", err)
+	}
+	return s, nil
+}
+
+// Close closes every connection of the pool, waiting for calls under way
+// to finish.
+func (s *Store) Close() { s.pool.Close() }
+
+// migration is one embedded schema step.
+type migration struct {
+	version int
+	name    string
+	sql     string
+}
+
+// loadMigrations returns the embedded migrations in version order. Their
+// file names start with the version: 0001_init.sql.
+func loadMigrations() ([]migration, error) {
+	names, err := fs.Glob(migrations, "migrations/*.sql")
+	if err != nil {
+		return nil, err
+	}
+	var ms []migration
+	for i, name := range names { // fs.Glob sorts
+		base := path.Base(name)
+		num, _, _ := strings.Cut(base, "_")
+		v, err := strconv.Atoi(num)
+		if err != nil || v != i+1 {
+			return nil, fmt.Errorf("migration %s: want version %04d", base, i+1)
+		}
+		b, err := migrations.ReadFile(name)
+		if err != nil {
+			return nil, err
+		}
+		ms = append(ms, migration{version: v, name: base, sql: string(b)})
+	}
+	return ms, nil
+}
+
+// migrate brings the schema up to date in one transaction that holds an
+// advisory lock, so servers starting at once migrate once.
+func (s *Store) migrate(ctx context.Context) error {
+	ms, err := loadMigrations()
+	if err != nil {
+		return fmt.Errorf("loading migrations: %w", err)
+	}
+	return pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
+		if _, err := tx.Exec(ctx, `SELECT pg_advisory_xact_lock($1)`, migrationLock); err != nil {
+			return fmt.Errorf("locking for migration: %w", err)
+		}
+		if _, err := tx.Exec(ctx, `CREATE TABLE IF NOT EXISTS webauthn_schema_version (
+			version integer     NOT NULL PRIMARY KEY,
+			applied timestamptz NOT NULL DEFAULT now()
+		)`); err != nil {
+			return fmt.Errorf("creating schema_version: %w", err)
+		}
+		var current int
+		if err := tx.QueryRow(ctx, `SELECT COALESCE(MAX(version), 0) FROM webauthn_schema_version`).Scan(&current); err != nil {
+			return fmt.Errorf("reading schema version: %w", err)
+		}
+		if current > len(ms) {
+			return fmt.Errorf("schema version %d, this package knows up to %d: %w", current, len(ms), ErrSchemaTooNew)
+		}
+		for _, m := range ms[current:] {
+			if _, err := tx.Exec(ctx, m.sql); err != nil {
+				return fmt.Errorf("applying migration %s: %w", m.name, err)
+			}
+			if _, err := tx.Exec(ctx, `INSERT INTO webauthn_schema_version (version) VALUES ($1)`, m.version); err != nil {
+				return fmt.Errorf("recording migration %s: %w", m.name, err)
+			}
+		}
+		return nil
+	})
+}
+
+// ---- value conversions ----
+
+// ts is how a time goes in: UTC, truncated to the microsecond as
+// timestamptz keeps it.
+func ts(t time.Time) time.Time { return t.UTC().Truncate(time.Microsecond) }
+
+// nullTS passes the zero time as NULL.
+func nullTS(t time.Time) *time.Time {
+	if t.IsZero() {
+		return nil
+	}
+	u := ts(t)
+	return &u
+}
+
+// fromTS is how a time comes out: UTC, the zero time zero.
+func fromTS(t time.Time) time.Time {
+	t = t.UTC()
+	if t.Equal(time.Time{}) {
+		return time.Time{}
+	}
+	return t
+}
+
+func fromNullTS(t *time.Time) time.Time {
+	if t == nil {
+		return time.Time{}
+	}
+	return fromTS(*t)
+}
+
+// bytea passes a NOT NULL bytea: nil as empty (pgx sends nil as NULL).
+func bytea(b []byte) []byte {
+	if b == nil {
+		return []byte{}
+	}
+	return b
+}
+
+// nullBytea passes an optional bytea: empty as NULL.
+func nullBytea(b []byte) []byte {
+	if len(b) == 0 {
+		return nil
+	}
+	return b
+}
+
+// readBytes normalises a scanned bytea: empty becomes nil. pgx copies
+// into a fresh slice, so the result is the caller's.
+func readBytes(b []byte) []byte {
+	if len(b) == 0 {
+		return nil
+	}
+	return b
+}
+
+// sqlState returns the SQLSTATE of a server error, or "".
+func sqlState(err error) string {
+	var e *pgconn.PgError
+	if errors.As(err, &e) {
+		return e.Code
+	}
+	return ""
+}
+
+// ---- users ----
+
+// CreateUser implements [webauthn.Store.CreateUser].
+func (s *Store) CreateUser(ctx context.Context, u *webauthn.User) error {
+	_, err := s.pool.Exec(ctx,
+		`INSERT INTO webauthn_users (id, name, display_name, created) VALUES ($1, $2, $3, $4)`,
+		bytea(u.ID), u.Name, u.DisplayName, ts(u.Created))
+	switch {
+	case sqlState(err) == uniqueViolation:
+		return fmt.Errorf("postgres: creating user %q: %w", u.Name, webauthn.ErrExists)
+	case err != nil:
+		return fmt.Errorf("postgres: creating user %q: %w", u.Name, err)
+	}
+	return nil
+}
+
+const userColumns = `id, name, display_name, created`
+
+func scanUser(row pgx.Row) (*webauthn.User, error) {
+	var u webauthn.User
+	if err := row.Scan(&u.ID, &u.Name, &u.DisplayName, &u.Created); err != nil {
+		if errors.Is(err, pgx.ErrNoRows) {
+			return nil, webauthn.ErrNotFound
+		}
+		return nil, err
+	}
+	u.ID = readBytes(u.ID)
+	u.Created = fromTS(u.Created)
+	return &u, nil
+}
+
+// User implements [webauthn.Store.User].
+func (s *Store) User(ctx context.Context, id []byte) (*webauthn.User, error) {
+	u, err := scanUser(s.pool.QueryRow(ctx,
+		`SELECT `+userColumns+` FROM webauthn_users WHERE id = $1`, bytea(id)))
+	if err != nil {
+		return nil, fmt.Errorf("postgres: reading user: %w", err)
+	}
+	return u, nil
+}
+
+// UserByName implements [webauthn.Store.UserByName].
+func (s *Store) UserByName(ctx context.Context, name string) (*webauthn.User, error) {
+	u, err := scanUser(s.pool.QueryRow(ctx,
+		`SELECT `+userColumns+` FROM webauthn_users WHERE name = $1`, name))
+	if err != nil {
+		return nil, fmt.Errorf("postgres: reading user %q: %w", name, err)
+	}
+	return u, nil
+}
+
+// ---- credentials ----
+
+const credentialColumns = `id, user_id, name, public_key, algorithm, aaguid,
+	attestation_format, attestation_type, transports, user_verified,
+	backup_eligible, backup_state, sign_count, clone_warning, deactivated,
+	created, last_used`
+
+func scanCredential(row pgx.Row) (*webauthn.Credential, error) {
+	var (
+		c                     webauthn.Credential
+		signCount             int64
+		deactivated, lastUsed *time.Time
+	)
+	err := row.Scan(&c.ID, &c.UserID, &c.Name, &c.PublicKey, &c.Algorithm, &c.AAGUID,
+		&c.AttestationFormat, &c.AttestationType, &c.Transports, &c.UserVerified,
+		&c.BackupEligible, &c.BackupState, &signCount, &c.CloneWarning, &deactivated,
+		&c.Created, &lastUsed)
+	if err != nil {
+		if errors.Is(err, pgx.ErrNoRows) {
+			return nil, webauthn.ErrNotFound
+		}
+		return nil, err
+	}
+	c.ID, c.UserID, c.PublicKey, c.AAGUID = readBytes(c.ID), readBytes(c.UserID), readBytes(c.PublicKey), readBytes(c.AAGUID)
+	if len(c.Transports) == 0 {
+		c.Transports = nil
+	}
+	c.SignCount = uint32(signCount)
+	c.Deactivated = fromNullTS(deactivated)
+	c.Created = fromTS(c.Created)
+	c.LastUsed = fromNullTS(lastUsed)
+	return &c, nil
+}
+
+// AddCredential implements [webauthn.Store.AddCredential]. It runs in one
+// transaction that first locks the user's row (SELECT … FOR UPDATE), so
+// concurrent adds for one user, from any server, count one at a time.
+func (s *Store) AddCredential(ctx context.Context, c *webauthn.Credential, limit int) error {
+	err := pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
+		return addCredential(ctx, tx, c, limit)
+	})
+	switch {
+	case sqlState(err) == uniqueViolation:
+		return fmt.Errorf("postgres: adding credential: %w", webauthn.ErrExists)
+	case sqlState(err) == foreignKeyViolation:
+		return fmt.Errorf("postgres: adding credential: user: %w", webauthn.ErrNotFound)
+	case err != nil:
+		return fmt.Errorf("postgres: adding credential: %w", err)
+	}
+	return nil
+}
+
+func addCredential(ctx context.Context, tx pgx.Tx, c *webauthn.Credential, limit int) error {
+	var one int
+	err := tx.QueryRow(ctx, `SELECT 1 FROM webauthn_users WHERE id = $1 FOR UPDATE`, bytea(c.UserID)).Scan(&one)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return fmt.Errorf("user: %w", webauthn.ErrNotFound)
+	} else if err != nil {
+		return err
+	}
+	// A new statement: under READ COMMITTED it sees every insert committed
+	// before the lock was granted.
+	var (
+		n      int
+		exists bool
+	)
+	err = tx.QueryRow(ctx, `SELECT
+		(SELECT count(*) FROM webauthn_credentials WHERE user_id = $1),
+		EXISTS (SELECT 1 FROM webauthn_credentials WHERE id = $2)`,
+		bytea(c.UserID), bytea(c.ID)).Scan(&n, &exists)
+	switch {
+	case err != nil:
+		return err
+	case exists:
+		return webauthn.ErrExists
+	case limit > 0 && n >= limit:
+		return fmt.Errorf("%d of %d: %w", n, limit, webauthn.ErrLimit)
+	}
+	transports := c.Transports
+	if transports == nil {
+		transports = []string{}
+	}
+	_, err = tx.Exec(ctx, `INSERT INTO webauthn_credentials (`+credentialColumns+`)
+		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17)`,
+		bytea(c.ID), bytea(c.UserID), c.Name, bytea(c.PublicKey), c.Algorithm, nullBytea(c.AAGUID),
+		c.AttestationFormat, c.AttestationType, transports, c.UserVerified,
+		c.BackupEligible, c.BackupState, int64(c.SignCount), c.CloneWarning, nullTS(c.Deactivated),
+		ts(c.Created), nullTS(c.LastUsed))
+	return err
+}
+
+// Credential implements [webauthn.Store.Credential].
+func (s *Store) Credential(ctx context.Context, id []byte) (*webauthn.Credential, error) {
+	c, err := scanCredential(s.pool.QueryRow(ctx,
+		`SELECT `+credentialColumns+` FROM webauthn_credentials WHERE id = $1`, bytea(id)))
+	if err != nil {
+		return nil, fmt.Errorf("postgres: reading credential: %w", err)
+	}
+	return c, nil
+}
+
+// Credentials implements [webauthn.Store.Credentials]. Credentials
+// registered at the same time are listed in the order they were added.
+func (s *Store) Credentials(ctx context.Context, userID []byte) ([]*webauthn.Credential, error) {
+	rows, err := s.pool.Query(ctx, `SELECT `+credentialColumns+` FROM webauthn_credentials
+		WHERE user_id = $1 ORDER BY created, seq`, bytea(userID))
+	if err != nil {
+		return nil, fmt.Errorf("postgres: listing credentials: %w", err)
+	}
+	defer rows.Close()
+	out := []*webauthn.Credential{}
+	for rows.Next() {
+		c, err := scanCredential(rows)
+		if err != nil {
+			return nil, fmt.Errorf("postgres: listing credentials: %w", err)
+		}
+		out = append(out, c)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("postgres: listing credentials: %w", err)
+	}
+	return out, nil
+}
+
+// updateOwned runs an UPDATE or DELETE scoped to one user's credential
+// and turns "no row" into ErrNotFound.
+func (s *Store) updateOwned(ctx context.Context, what, query string, args ...any) error {
+	tag, err := s.pool.Exec(ctx, query, args...)
+	switch {
+	case err != nil:
+		return fmt.Errorf("postgres: %s: %w", what, err)
+	case tag.RowsAffected() == 0:
+		return fmt.Errorf("postgres: %s: %w", what, webauthn.ErrNotFound)
+	}
+	return nil
+}
+
+// RenameCredential implements [webauthn.Store.RenameCredential].
+func (s *Store) RenameCredential(ctx context.Context, userID, id []byte, name string) error {
+	return s.updateOwned(ctx, "renaming credential",
+		`UPDATE webauthn_credentials SET name = $1 WHERE id = $2 AND user_id = $3`,
+		name, bytea(id), bytea(userID))
+}
+
+// DeactivateCredential implements [webauthn.Store.DeactivateCredential].
+func (s *Store) DeactivateCredential(ctx context.Context, userID, id []byte, at time.Time) error {
+	return s.updateOwned(ctx, "deactivating credential",
+		`UPDATE webauthn_credentials SET deactivated = $1 WHERE id = $2 AND user_id = $3`,
+		nullTS(at), bytea(id), bytea(userID))
+}
+
+// DeleteCredential implements [webauthn.Store.DeleteCredential].
+func (s *Store) DeleteCredential(ctx context.Context, userID, id []byte) error {
+	return s.updateOwned(ctx, "deleting credential",
+		`DELETE FROM webauthn_credentials WHERE id = $1 AND user_id = $2`,
+		bytea(id), bytea(userID))
+}
+
+// RecordSignIn implements [webauthn.Store.RecordSignIn] as one statement:
+// a compare-and-set UPDATE … RETURNING, and beside it a read of the row
+// that tells why when the UPDATE changed nothing.
+func (s *Store) RecordSignIn(ctx context.Context, in webauthn.SignIn) error {
+	var (
+		updated     bool
+		count       *int64
+		deactivated *bool
+	)
+	err := s.pool.QueryRow(ctx, `WITH cas AS (
+			UPDATE webauthn_credentials
+			SET sign_count = $3, backup_state = $4, last_used = $5
+			WHERE id = $1 AND sign_count = $2 AND deactivated IS NULL
+			RETURNING 1
+		)
+		SELECT EXISTS (SELECT 1 FROM cas),
+			(SELECT sign_count FROM webauthn_credentials WHERE id = $1),
+			(SELECT deactivated IS NOT NULL FROM webauthn_credentials WHERE id = $1)`,
+		bytea(in.CredentialID), int64(in.OldCount), int64(in.NewCount), in.BackupState, nullTS(in.At),
+	).Scan(&updated, &count, &deactivated)
+	switch {
+	case err != nil:
+		return fmt.Errorf("postgres: recording sign-in: %w", err)
+	case updated:
+		return nil
+	case count == nil:
+		return fmt.Errorf("postgres: recording sign-in: %w", webauthn.ErrNotFound)
+	case deactivated != nil && *deactivated:
+		return fmt.Errorf("postgres: recording sign-in: %w", webauthn.ErrInactive)
+	}
+	return fmt.Errorf("postgres: recording sign-in: stored %d, read %d: %w", *count, in.OldCount, webauthn.ErrConflict)
+}
+
+// FlagClone implements [webauthn.Store.FlagClone].
+func (s *Store) FlagClone(ctx context.Context, id []byte) error {
+	tag, err := s.pool.Exec(ctx, `UPDATE webauthn_credentials SET clone_warning = true WHERE id = $1`, bytea(id))
+	switch {
+	case err != nil:
+		return fmt.Errorf("postgres: flagging clone: %w", err)
+	case tag.RowsAffected() == 0:
+		return fmt.Errorf("postgres: flagging clone: %w", webauthn.ErrNotFound)
+	}
+	return nil
+}
+
+// ---- challenges ----
+
+// SaveChallenge implements [webauthn.Store.SaveChallenge].
+func (s *Store) SaveChallenge(ctx context.Context, c *webauthn.Challenge) error {
+	_, err := s.pool.Exec(ctx, `INSERT INTO webauthn_challenges
+		(id, challenge, ceremony, user_id, session, expires) VALUES ($1, $2, $3, $4, $5, $6)`,
+		c.ID, bytea(c.Challenge), string(c.Ceremony), nullBytea(c.UserID), nullBytea(c.Session), ts(c.Expires))
+	switch {
+	case sqlState(err) == uniqueViolation:
+		return fmt.Errorf("postgres: saving challenge: %w", webauthn.ErrExists)
+	case err != nil:
+		return fmt.Errorf("postgres: saving challenge: %w", err)
+	}
+	return nil
+}
+
+// TakeChallenge implements [webauthn.Store.TakeChallenge] with one
+// DELETE … RETURNING: of concurrent callers on any server, only one gets
+// the row.
+func (s *Store) TakeChallenge(ctx context.Context, id string, now time.Time) (*webauthn.Challenge, error) {
+	var (
+		c        = webauthn.Challenge{ID: id}
+		ceremony string
+	)
+	err := s.pool.QueryRow(ctx, `DELETE FROM webauthn_challenges WHERE id = $1
+		RETURNING challenge, ceremony, user_id, session, expires`, id).
+		Scan(&c.Challenge, &ceremony, &c.UserID, &c.Session, &c.Expires)
+	switch {
+	case errors.Is(err, pgx.ErrNoRows):
+		return nil, fmt.Errorf("postgres: taking challenge: %w", webauthn.ErrNotFound)
+	case err != nil:
+		return nil, fmt.Errorf("postgres: taking challenge: %w", err)
+	}
+	c.Expires = fromTS(c.Expires)
+	if !ts(now).Before(c.Expires) {
+		return nil, fmt.Errorf("postgres: taking challenge: %w", webauthn.ErrExpired)
+	}
+	c.Challenge, c.UserID, c.Session = readBytes(c.Challenge), readBytes(c.UserID), readBytes(c.Session)
+	c.Ceremony = webauthn.Ceremony(ceremony)
+	return &c, nil
+}
+
+// PurgeChallenges implements [webauthn.Store.PurgeChallenges].
+func (s *Store) PurgeChallenges(ctx context.Context, now time.Time) (int, error) {
+	tag, err := s.pool.Exec(ctx, `DELETE FROM webauthn_challenges WHERE expires <= $1`, ts(now))
+	if err != nil {
+		return 0, fmt.Errorf("postgres: purging challenges: %w", err)
+	}
+	return int(tag.RowsAffected()), nil
+}

@@ -1,0 +1,570 @@
+// Package sqlite is a [webauthn.Store] in one SQLite file, the embedded
+// default: nothing to install, and it builds without cgo (it uses the
+// pure-Go driver modernc.org/sqlite).
+//
+// Start with [Open], which creates the file if needed and brings its
+// schema up to date, and pass the [*Store] to the relying party:
+//
+//	store, err := sqlite.Open(ctx, "/var/lib/myapp/webauthn.db")
+//	if err != nil {
+//		return err
+//	}
+//	defer store.Close()
+//
+// # Several processes
+//
+// The file is in WAL mode, so readers never wait for writers. Several
+// processes on one machine may open the same file: challenges stay
+// single-use, sign counts move by compare-and-set, and the credential
+// limit is checked in the same write transaction as the insert. Writers
+// wait up to [BusyTimeout] for each other. The file must be on a local
+// disk; SQLite's locks do not work over network file systems. For
+// several servers on several machines use package postgres.
+package sqlite
+
+import (
+	"context"
+	"database/sql"
+	"embed"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io/fs"
+	"net/url"
+	"path"
+	"strconv"
+	"strings"
+	"time"
+
+	"modernc.org/sqlite"
+	sqlite3 "modernc.org/sqlite/lib"
+
+	"github.com/fidokit/fidokit/webauthn"
+)
+
+// BusyTimeout is how long a write waits for another connection or process
+// holding the database's write lock before it fails.
+const BusyTimeout = 10 * time.Second
+
+// ErrSchemaTooNew is returned by [Open] for a file whose schema was written
+// by a newer version of this package; this version cannot safely use it.
+var ErrSchemaTooNew = errors.New("sqlite: database schema is newer than this version of fidokit supports")
+
+//go:embed migrations/*.sql
+var migrations embed.FS
+
+// Store is a [webauthn.Store] backed by one SQLite file. Open one with
+// [Open] and close it with [Store.Close].
+//
+// A Store is safe for concurrent use by multiple goroutines, and other
+// Stores (in this or other processes) may use the same file at the same
+// time: every method is a single atomic statement or one IMMEDIATE
+// transaction.
+type Store struct {
+	db *sql.DB
+}
+
+var _ webauthn.Store = (*Store)(nil)
+
+// Open opens the SQLite database at path, creating the file if it does
+// not exist, and applies any schema migrations it lacks, in one
+// transaction. It fails with an error wrapping [ErrSchemaTooNew] if the
+// file's schema is newer than this package knows. The path is a file
+// name, not a URI, and must not contain '?'.
+func Open(ctx context.Context, path string) (*Store, error) {
+	if path == "" || strings.ContainsRune(path, '?') {
+		return nil, fmt.Errorf("sqlite: opening %q: path must be a non-empty file name without '?'", path)
+	}
+	q := url.Values{}
+	q.Add("_pragma", fmt.Sprintf("busy_timeout(%d)", BusyTimeout.Milliseconds()))
+	q.Add("_pragma", "journal_mode(WAL)")
+	q.Add("_pragma", "foreign_keys(ON)")
+	q.Add("_pragma", "synchronous(NORMAL)")
+	q.Set("_txlock", "immediate")
+	db, err := sql.Open("sqlite", path+"?"+q.Encode())
+	if err != nil {
+		return nil, fmt.Errorf("sqlite: opening %s: %w", path, err)
+	}
+	s := &Store{db: db}
+	if err := s.migrate(ctx); err != nil {
+		db.Close()
+		return nil, fmt.Errorf("sqlite: opening %s: %w", path, err)
+	}
+	return s, nil
+}
+
+// Close closes the database. Calls already under way finish first.
+func (s *Store) Close() error {
+	if err := s.db.Close(); err != nil {
+		return fmt.Errorf("sqlite: closing: %w", err)
+	}
+	return nil
+}
+
+// migration is one embedded schema step.
+type migration struct {
+	version int
+	name    string
+	sql     string
+}
+
+// loadMigrations returns the embedded migrations in version order. Their
+// file names start with the version: 0001_init.sql.
+func loadMigrations() ([]migration, error) {
+	names, err := fs.Glob(migrations, "migrations/*.sql")
+	if err != nil {
+		return nil, err
+	}
+	var ms []migration
+	for i, name := range names { // fs.Glob sorts
+		base := path.Base(name)
+		num, _, _ := strings.Cut(base, "_")
+		v, err := strconv.Atoi(num)
+		if err != nil || v != i+1 {
+			return nil, fmt.Errorf("migration %s: want version %04d", base, i+1)
+		}
+		b, err := migrations.ReadFile(name)
+		if err != nil {
+			return nil, err
+		}
+		ms = append(ms, migration{version: v, name: base, sql: string(b)})
+	}
+	return ms, nil
+}
+
+// migrate brings the schema up to date in one IMMEDIATE transaction, so
+// that two processes opening a new file at once migrate it once.
+func (s *Store) migrate(ctx context.Context) error {
+	ms, err := loadMigrations()
+	if err != nil {
+		return fmt.Errorf("loading migrations: %w", err)
+	}
+	tx, err := s.db.BeginTx(ctx, nil)
+	if err != nil {
+		return fmt.Errorf("migrating: %w", err)
+	}
+	defer tx.Rollback()
+	if _, err := tx.ExecContext(ctx, `CREATE TABLE IF NOT EXISTS webauthn_schema_version (
+		version INTEGER NOT NULL PRIMARY KEY,
+		applied INTEGER NOT NULL
+	) STRICT`); err != nil {
+		return fmt.Errorf("creating schema_version: %w", err)
+	}
+	var current int
+	if err := tx.QueryRowContext(ctx, `SELECT COALESCE(MAX(version), 0) FROM webauthn_schema_version`).Scan(&current); err != nil {
+		return fmt.Errorf("reading schema version: %w", err)
+	}
+	if current > len(ms) {
+		return fmt.Errorf("schema version %d, this package knows up to %d: %w", current, len(ms), ErrSchemaTooNew)
+	}
+	for _, m := range ms[current:] {
+		if _, err := tx.ExecContext(ctx, m.sql); err != nil {
+			return fmt.Errorf("applying migration %s: %w", m.name, err)
+		}
+		if _, err := tx.ExecContext(ctx, `INSERT INTO webauthn_schema_version (version, applied) VALUES (?, ?)`,
+			m.version, time.Now().UnixMicro()); err != nil {
+			return fmt.Errorf("recording migration %s: %w", m.name, err)
+		}
+	}
+	if err := tx.Commit(); err != nil {
+		return fmt.Errorf("committing migrations: %w", err)
+	}
+	return nil
+}
+
+// ---- value conversions ----
+
+// micros is how times are stored: Unix microseconds, UTC.
+func micros(t time.Time) int64 { return t.UnixMicro() }
+
+// nullMicros stores the zero time as NULL.
+func nullMicros(t time.Time) sql.NullInt64 {
+	if t.IsZero() {
+		return sql.NullInt64{}
+	}
+	return sql.NullInt64{Int64: t.UnixMicro(), Valid: true}
+}
+
+func fromMicros(v int64) time.Time {
+	t := time.UnixMicro(v).UTC()
+	if t.Equal(time.Time{}) {
+		return time.Time{}
+	}
+	return t
+}
+
+func fromNullMicros(v sql.NullInt64) time.Time {
+	if !v.Valid {
+		return time.Time{}
+	}
+	return fromMicros(v.Int64)
+}
+
+// blob passes a NOT NULL blob: nil as an empty blob.
+func blob(b []byte) []byte {
+	if b == nil {
+		return []byte{}
+	}
+	return b
+}
+
+// nullBlob passes an optional blob: empty as NULL.
+func nullBlob(b []byte) any {
+	if len(b) == 0 {
+		return nil
+	}
+	return b
+}
+
+// readBlob normalises a scanned blob: empty becomes nil. database/sql
+// already copied it, so the result is the caller's.
+func readBlob(b []byte) []byte {
+	if len(b) == 0 {
+		return nil
+	}
+	return b
+}
+
+// sqliteCode returns the extended result code of a driver error, or 0.
+func sqliteCode(err error) int {
+	var e *sqlite.Error
+	if errors.As(err, &e) {
+		return e.Code()
+	}
+	return 0
+}
+
+// isUnique reports whether err is a UNIQUE or PRIMARY KEY violation.
+func isUnique(err error) bool {
+	c := sqliteCode(err)
+	return c == sqlite3.SQLITE_CONSTRAINT_UNIQUE || c == sqlite3.SQLITE_CONSTRAINT_PRIMARYKEY
+}
+
+// isForeignKey reports whether err is a FOREIGN KEY violation.
+func isForeignKey(err error) bool {
+	return sqliteCode(err) == sqlite3.SQLITE_CONSTRAINT_FOREIGNKEY
+}
+
+// affected returns how many rows res changed.
+func affected(res sql.Result, err error) (int64, error) {
+	if err != nil {
+		return 0, err
+	}
+	return res.RowsAffected()
+}
+
+// ---- users ----
+
+// CreateUser implements [webauthn.Store.CreateUser].
+func (s *Store) CreateUser(ctx context.Context, u *webauthn.User) error {
+	_, err := s.db.ExecContext(ctx,
+		`INSERT INTO webauthn_users (id, name, display_name, created) VALUES (?, ?, ?, ?)`,
+		blob(u.ID), u.Name, u.DisplayName, micros(u.Created))
+	switch {
+	case isUnique(err):
+		return fmt.Errorf("sqlite: creating user %q: %w", u.Name, webauthn.ErrExists)
+	case err != nil:
+		return fmt.Errorf("sqlite: creating user %q: %w", u.Name, err)
+	}
+	return nil
+}
+
+const userColumns = `id, name, display_name, created`
+
+func scanUser(row *sql.Row) (*webauthn.User, error) {
+	var (
+		u       webauthn.User
+		created int64
+	)
+	if err := row.Scan(&u.ID, &u.Name, &u.DisplayName, &created); err != nil {
+		if errors.Is(err, sql.ErrNoRows) {
+			return nil, webauthn.ErrNotFound
+		}
+		return nil, err
+	}
+	u.ID = readBlob(u.ID)
+	u.Created = fromMicros(created)
+	return &u, nil
+}
+
+// User implements [webauthn.Store.User].
+func (s *Store) User(ctx context.Context, id []byte) (*webauthn.User, error) {
+	u, err := scanUser(s.db.QueryRowContext(ctx,
+		`SELECT `+userColumns+` FROM webauthn_users WHERE id = ?`, blob(id)))
+	if err != nil {
+		return nil, fmt.Errorf("sqlite: reading user: %w", err)
+	}
+	return u, nil
+}
+
+// UserByName implements [webauthn.Store.UserByName].
+func (s *Store) UserByName(ctx context.Context, name string) (*webauthn.User, error) {
+	u, err := scanUser(s.db.QueryRowContext(ctx,
+		`SELECT `+userColumns+` FROM webauthn_users WHERE name = ?`, name))
+	if err != nil {
+		return nil, fmt.Errorf("sqlite: reading user %q: %w", name, err)
+	}
+	return u, nil
+}
+
+// ---- credentials ----
+
+const credentialColumns = `id, user_id, name, public_key, algorithm, aaguid,
+	attestation_format, attestation_type, transports, user_verified,
+	backup_eligible, backup_state, sign_count, clone_warning, deactivated,
+	created, last_used`
+
+// scanner is a *sql.Row or *sql.Rows.
+type scanner interface{ Scan(dest ...any) error }
+
+func scanCredential(r scanner) (*webauthn.Credential, error) {
+	var (
+		c                     webauthn.Credential
+		transports            string
+		signCount             int64
+		deactivated, lastUsed sql.NullInt64
+		created               int64
+	)
+	err := r.Scan(&c.ID, &c.UserID, &c.Name, &c.PublicKey, &c.Algorithm, &c.AAGUID,
+		&c.AttestationFormat, &c.AttestationType, &transports, &c.UserVerified,
+		&c.BackupEligible, &c.BackupState, &signCount, &c.CloneWarning, &deactivated,
+		&created, &lastUsed)
+	if err != nil {
+		if errors.Is(err, sql.ErrNoRows) {
+			return nil, webauthn.ErrNotFound
+		}
+		return nil, err
+	}
+	if err := json.Unmarshal([]byte(transports), &c.Transports); err != nil {
+		return nil, fmt.Errorf("decoding transports: %w", err)
+	}
+	if len(c.Transports) == 0 {
+		c.Transports = nil
+	}
+	c.ID, c.UserID, c.PublicKey, c.AAGUID = readBlob(c.ID), readBlob(c.UserID), readBlob(c.PublicKey), readBlob(c.AAGUID)
+	c.SignCount = uint32(signCount)
+	c.Deactivated = fromNullMicros(deactivated)
+	c.Created = fromMicros(created)
+	c.LastUsed = fromNullMicros(lastUsed)
+	return &c, nil
+}
+
+// AddCredential implements [webauthn.Store.AddCredential]. The existence
+// checks, the limit check and the insert run in one IMMEDIATE
+// transaction, which holds the database's write lock throughout.
+func (s *Store) AddCredential(ctx context.Context, c *webauthn.Credential, limit int) error {
+	if err := s.addCredential(ctx, c, limit); err != nil {
+		return fmt.Errorf("sqlite: adding credential: %w", err)
+	}
+	return nil
+}
+
+func (s *Store) addCredential(ctx context.Context, c *webauthn.Credential, limit int) error {
+	transports := c.Transports
+	if transports == nil {
+		transports = []string{}
+	}
+	tj, err := json.Marshal(transports)
+	if err != nil {
+		return err
+	}
+	tx, err := s.db.BeginTx(ctx, nil) // BEGIN IMMEDIATE (_txlock)
+	if err != nil {
+		return err
+	}
+	defer tx.Rollback()
+	var userExists, credExists bool
+	var n int
+	err = tx.QueryRowContext(ctx, `SELECT
+		EXISTS (SELECT 1 FROM webauthn_users WHERE id = ?1),
+		EXISTS (SELECT 1 FROM webauthn_credentials WHERE id = ?2),
+		(SELECT COUNT(*) FROM webauthn_credentials WHERE user_id = ?1)`,
+		blob(c.UserID), blob(c.ID)).Scan(&userExists, &credExists, &n)
+	switch {
+	case err != nil:
+		return err
+	case !userExists:
+		return fmt.Errorf("user: %w", webauthn.ErrNotFound)
+	case credExists:
+		return webauthn.ErrExists
+	case limit > 0 && n >= limit:
+		return fmt.Errorf("%d of %d: %w", n, limit, webauthn.ErrLimit)
+	}
+	_, err = tx.ExecContext(ctx, `INSERT INTO webauthn_credentials (`+credentialColumns+`)
+		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+		blob(c.ID), blob(c.UserID), c.Name, blob(c.PublicKey), c.Algorithm, nullBlob(c.AAGUID),
+		c.AttestationFormat, c.AttestationType, string(tj), c.UserVerified,
+		c.BackupEligible, c.BackupState, int64(c.SignCount), c.CloneWarning, nullMicros(c.Deactivated),
+		micros(c.Created), nullMicros(c.LastUsed))
+	switch {
+	case isUnique(err):
+		return webauthn.ErrExists
+	case isForeignKey(err):
+		return fmt.Errorf("user: %w", webauthn.ErrNotFound)
+	case err != nil:
+		return err
+	}
+	return tx.Commit()
+}
+
+// Credential implements [webauthn.Store.Credential].
+func (s *Store) Credential(ctx context.Context, id []byte) (*webauthn.Credential, error) {
+	c, err := scanCredential(s.db.QueryRowContext(ctx,
+		`SELECT `+credentialColumns+` FROM webauthn_credentials WHERE id = ?`, blob(id)))
+	if err != nil {
+		return nil, fmt.Errorf("sqlite: reading credential: %w", err)
+	}
+	return c, nil
+}
+
+// Credentials implements [webauthn.Store.Credentials]. Credentials
+// registered at the same time are listed in the order they were added.
+func (s *Store) Credentials(ctx context.Context, userID []byte) ([]*webauthn.Credential, error) {
+	rows, err := s.db.QueryContext(ctx, `SELECT `+credentialColumns+` FROM webauthn_credentials
+		WHERE user_id = ? ORDER BY created, seq`, blob(userID))
+	if err != nil {
+		return nil, fmt.Errorf("sqlite: listing credentials: %w", err)
+	}
+	defer rows.Close()
+	out := []*webauthn.Credential{}
+	for rows.Next() {
+		c, err := scanCredential(rows)
+		if err != nil {
+			return nil, fmt.Errorf("sqlite: listing credentials: %w", err)
+		}
+		out = append(out, c)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("sqlite: listing credentials: %w", err)
+	}
+	return out, nil
+}
+
+// updateOwned runs an UPDATE or DELETE scoped to one user's credential and
+// turns "no row" into ErrNotFound.
+func (s *Store) updateOwned(ctx context.Context, what, query string, args ...any) error {
+	n, err := affected(s.db.ExecContext(ctx, query, args...))
+	switch {
+	case err != nil:
+		return fmt.Errorf("sqlite: %s: %w", what, err)
+	case n == 0:
+		return fmt.Errorf("sqlite: %s: %w", what, webauthn.ErrNotFound)
+	}
+	return nil
+}
+
+// RenameCredential implements [webauthn.Store.RenameCredential].
+func (s *Store) RenameCredential(ctx context.Context, userID, id []byte, name string) error {
+	return s.updateOwned(ctx, "renaming credential",
+		`UPDATE webauthn_credentials SET name = ? WHERE id = ? AND user_id = ?`,
+		name, blob(id), blob(userID))
+}
+
+// DeactivateCredential implements [webauthn.Store.DeactivateCredential].
+func (s *Store) DeactivateCredential(ctx context.Context, userID, id []byte, at time.Time) error {
+	return s.updateOwned(ctx, "deactivating credential",
+		`UPDATE webauthn_credentials SET deactivated = ? WHERE id = ? AND user_id = ?`,
+		nullMicros(at), blob(id), blob(userID))
+}
+
+// DeleteCredential implements [webauthn.Store.DeleteCredential].
+func (s *Store) DeleteCredential(ctx context.Context, userID, id []byte) error {
+	return s.updateOwned(ctx, "deleting credential",
+		`DELETE FROM webauthn_credentials WHERE id = ? AND user_id = ?`,
+		blob(id), blob(userID))
+}
+
+// RecordSignIn implements [webauthn.Store.RecordSignIn] as one
+// compare-and-set UPDATE; when it changes no row, a second read tells
+// why.
+func (s *Store) RecordSignIn(ctx context.Context, in webauthn.SignIn) error {
+	n, err := affected(s.db.ExecContext(ctx, `UPDATE webauthn_credentials
+		SET sign_count = ?, backup_state = ?, last_used = ?
+		WHERE id = ? AND sign_count = ? AND deactivated IS NULL`,
+		int64(in.NewCount), in.BackupState, nullMicros(in.At), blob(in.CredentialID), int64(in.OldCount)))
+	if err != nil {
+		return fmt.Errorf("sqlite: recording sign-in: %w", err)
+	}
+	if n == 1 {
+		return nil
+	}
+	var (
+		count       int64
+		deactivated sql.NullInt64
+	)
+	err = s.db.QueryRowContext(ctx, `SELECT sign_count, deactivated FROM webauthn_credentials WHERE id = ?`,
+		blob(in.CredentialID)).Scan(&count, &deactivated)
+	switch {
+	case errors.Is(err, sql.ErrNoRows):
+		return fmt.Errorf("sqlite: recording sign-in: %w", webauthn.ErrNotFound)
+	case err != nil:
+		return fmt.Errorf("sqlite: recording sign-in: %w", err)
+	case deactivated.Valid:
+		return fmt.Errorf("sqlite: recording sign-in: %w", webauthn.ErrInactive)
+	}
+	return fmt.Errorf("sqlite: recording sign-in: stored %d, read %d: %w", count, in.OldCount, webauthn.ErrConflict)
+}
+
+// FlagClone implements [webauthn.Store.FlagClone].
+func (s *Store) FlagClone(ctx context.Context, id []byte) error {
+	n, err := affected(s.db.ExecContext(ctx,
+		`UPDATE webauthn_credentials SET clone_warning = 1 WHERE id = ?`, blob(id)))
+	switch {
+	case err != nil:
+		return fmt.Errorf("sqlite: flagging clone: %w", err)
+	case n == 0:
+		return fmt.Errorf("sqlite: flagging clone: %w", webauthn.ErrNotFound)
+	}
+	return nil
+}
+
+// ---- challenges ----
+
+// SaveChallenge implements [webauthn.Store.SaveChallenge].
+func (s *Store) SaveChallenge(ctx context.Context, c *webauthn.Challenge) error {
+	_, err := s.db.ExecContext(ctx, `INSERT INTO webauthn_challenges
+		(id, challenge, ceremony, user_id, session, expires) VALUES (?, ?, ?, ?, ?, ?)`,
+		c.ID, blob(c.Challenge), string(c.Ceremony), nullBlob(c.UserID), nullBlob(c.Session), micros(c.Expires))
+	switch {
+	case isUnique(err):
+		return fmt.Errorf("sqlite: saving challenge: %w", webauthn.ErrExists)
+	case err != nil:
+		return fmt.Errorf("sqlite: saving challenge: %w", err)
+	}
+	return nil
+}
+
+// TakeChallenge implements [webauthn.Store.TakeChallenge] with one
+// DELETE … RETURNING, so of concurrent callers only one gets the row.
+func (s *Store) TakeChallenge(ctx context.Context, id string, now time.Time) (*webauthn.Challenge, error) {
+	var (
+		c        = webauthn.Challenge{ID: id}
+		ceremony string
+		expires  int64
+	)
+	err := s.db.QueryRowContext(ctx, `DELETE FROM webauthn_challenges WHERE id = ?
+		RETURNING challenge, ceremony, user_id, session, expires`, id).
+		Scan(&c.Challenge, &ceremony, &c.UserID, &c.Session, &expires)
+	switch {
+	case errors.Is(err, sql.ErrNoRows):
+		return nil, fmt.Errorf("sqlite: taking challenge: %w", webauthn.ErrNotFound)
+	case err != nil:
+		return nil, fmt.Errorf("sqlite: taking challenge: %w", err)
+	case micros(now) >= expires:
+		return nil, fmt.Errorf("sqlite: taking challenge: %w", webauthn.ErrExpired)
+	}
+	c.Challenge, c.UserID, c.Session = readBlob(c.Challenge), readBlob(c.UserID), readBlob(c.Session)
+	c.Ceremony = webauthn.Ceremony(ceremony)
+	c.Expires = fromMicros(expires)
+	return &c, nil
+}
+
+// PurgeChallenges implements [webauthn.Store.PurgeChallenges].
+func (s *Store) PurgeChallenges(ctx context.Context, now time.Time) (int, error) {
+	n, err := affected(s.db.ExecContext(ctx,
+		`DELETE FROM webauthn_challenges WHERE expires <= ?`, micros(now)))
+	if err != nil {
+		return 0, fmt.Errorf("sqlite: purging challenges: %w", err)
+	}
+	return int(n), nil
+}
