@@ -124,6 +124,30 @@ func (m *MemoryStore) CreateUser(ctx context.Context, u *User) error {
 	return nil
 }
 
+// CreateUserWithCredential implements [Store.CreateUserWithCredential].
+func (m *MemoryStore) CreateUserWithCredential(ctx context.Context, u *User, c *Credential) error {
+	if err := ctx.Err(); err != nil {
+		return fmt.Errorf("memory store: creating user with a credential: %w", err)
+	}
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	switch {
+	case m.users[string(u.ID)] != nil:
+		return fmt.Errorf("memory store: creating user: ID: %w", ErrExists)
+	case m.names[u.Name] != "":
+		return fmt.Errorf("memory store: creating user %q: name: %w", u.Name, ErrExists)
+	case !bytes.Equal(c.UserID, u.ID):
+		return fmt.Errorf("memory store: creating user %q: credential of another user: %w", u.Name, ErrNotFound)
+	case m.creds[string(c.ID)] != nil:
+		return fmt.Errorf("memory store: creating user %q: credential: %w", u.Name, ErrExists)
+	}
+	m.users[string(u.ID)] = copyUser(u)
+	m.names[u.Name] = string(u.ID)
+	m.seq++
+	m.creds[string(c.ID)] = &memCred{c: *copyCredential(c), seq: m.seq}
+	return nil
+}
+
 // User implements [Store.User].
 func (m *MemoryStore) User(ctx context.Context, id []byte) (*User, error) {
 	if err := ctx.Err(); err != nil {

@@ -153,6 +153,11 @@ type Store interface {
 	User(ctx context.Context, id []byte) (*User, error)
 	// UserByName returns the user with the given name, or ErrNotFound.
 	UserByName(ctx context.Context, name string) (*User, error)
+	// CreateUserWithCredential stores a new user and its first credential
+	// (c.UserID == u.ID) in one transaction, so that a sign-up whose key
+	// cannot be stored leaves no account behind. ErrExists if the user ID
+	// or name or the credential ID is taken.
+	CreateUserWithCredential(ctx context.Context, u *User, c *Credential) error
 
 	// AddCredential stores a new credential for c.UserID. ErrNotFound if
 	// the user does not exist; ErrExists if any user holds a credential

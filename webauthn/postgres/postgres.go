@@ -338,6 +338,29 @@ func (s *Store) AddCredential(ctx context.Context, c *webauthn.Credential, limit
 	return nil
 }
 
+// CreateUserWithCredential implements
+// [webauthn.Store.CreateUserWithCredential].
+func (s *Store) CreateUserWithCredential(ctx context.Context, u *webauthn.User, c *webauthn.Credential) error {
+	err := pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
+		_, err := tx.Exec(ctx,
+			`INSERT INTO webauthn_users (id, name, display_name, created) VALUES ($1, $2, $3, $4)`,
+			bytea(u.ID), u.Name, u.DisplayName, ts(u.Created))
+		if err != nil {
+			return err
+		}
+		return addCredential(ctx, tx, c, 0)
+	})
+	switch {
+	case sqlState(err) == uniqueViolation:
+		return fmt.Errorf("postgres: creating user %q with a credential: %w", u.Name, webauthn.ErrExists)
+	case sqlState(err) == foreignKeyViolation:
+		return fmt.Errorf("postgres: creating user %q with a credential: user: %w", u.Name, webauthn.ErrNotFound)
+	case err != nil:
+		return fmt.Errorf("postgres: creating user %q with a credential: %w", u.Name, err)
+	}
+	return nil
+}
+
 func addCredential(ctx context.Context, tx pgx.Tx, c *webauthn.Credential, limit int) error {
 	var one int
 	err := tx.QueryRow(ctx, `SELECT 1 FROM webauthn_users WHERE id = $1 FOR UPDATE`, bytea(c.UserID)).Scan(&one)

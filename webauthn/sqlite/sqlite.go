@@ -360,6 +360,47 @@ func (s *Store) AddCredential(ctx context.Context, c *webauthn.Credential, limit
 }
 
 func (s *Store) addCredential(ctx context.Context, c *webauthn.Credential, limit int) error {
+	tx, err := s.db.BeginTx(ctx, nil) // BEGIN IMMEDIATE (_txlock)
+	if err != nil {
+		return err
+	}
+	defer tx.Rollback()
+	if err := addCredentialTx(ctx, tx, c, limit); err != nil {
+		return err
+	}
+	return tx.Commit()
+}
+
+// CreateUserWithCredential implements
+// [webauthn.Store.CreateUserWithCredential].
+func (s *Store) CreateUserWithCredential(ctx context.Context, u *webauthn.User, c *webauthn.Credential) error {
+	err := func() error {
+		tx, err := s.db.BeginTx(ctx, nil) // BEGIN IMMEDIATE (_txlock)
+		if err != nil {
+			return err
+		}
+		defer tx.Rollback()
+		_, err = tx.ExecContext(ctx,
+			`INSERT INTO webauthn_users (id, name, display_name, created) VALUES (?, ?, ?, ?)`,
+			blob(u.ID), u.Name, u.DisplayName, micros(u.Created))
+		switch {
+		case isUnique(err):
+			return webauthn.ErrExists
+		case err != nil:
+			return err
+		}
+		if err := addCredentialTx(ctx, tx, c, 0); err != nil {
+			return err
+		}
+		return tx.Commit()
+	}()
+	if err != nil {
+		return fmt.Errorf("sqlite: creating user %q with a credential: %w", u.Name, err)
+	}
+	return nil
+}
+
+func addCredentialTx(ctx context.Context, tx *sql.Tx, c *webauthn.Credential, limit int) error {
 	transports := c.Transports
 	if transports == nil {
 		transports = []string{}
@@ -368,11 +409,6 @@ func (s *Store) addCredential(ctx context.Context, c *webauthn.Credential, limit
 	if err != nil {
 		return err
 	}
-	tx, err := s.db.BeginTx(ctx, nil) // BEGIN IMMEDIATE (_txlock)
-	if err != nil {
-		return err
-	}
-	defer tx.Rollback()
 	var userExists, credExists bool
 	var n int
 	err = tx.QueryRowContext(ctx, `SELECT
@@ -401,10 +437,8 @@ func (s *Store) addCredential(ctx context.Context, c *webauthn.Credential, limit
 		return webauthn.ErrExists
 	case isForeignKey(err):
 		return fmt.Errorf("user: %w", webauthn.ErrNotFound)
-	case err != nil:
-		return err
 	}
-	return tx.Commit()
+	return err
 }
 
 // Credential implements [webauthn.Store.Credential].

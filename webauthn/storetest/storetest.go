@@ -313,6 +313,45 @@ func countCredentials(t *testing.T, s webauthn.Store, userID []byte) int {
 // ---- users ----
 
 var userTests = []test{
+	{"WithCredential", func(t *testing.T, s webauthn.Store) {
+		u := &webauthn.User{ID: randBytes(t, 32), Name: randName(t, "signup"), DisplayName: "Grace", Created: base}
+		c := fullCredential(t, u.ID)
+		mustNil(t, "CreateUserWithCredential", s.CreateUserWithCredential(t.Context(), u, c))
+		got, err := s.User(t.Context(), u.ID)
+		mustNil(t, "User", err)
+		checkUser(t, "User", got, u)
+		credentialIs(t, s, "Credential", c)
+
+		// Each conflict leaves nothing behind: not the user, not the key.
+		other := mustUser(t, s)
+		for _, tc := range []struct {
+			name string
+			u    *webauthn.User
+			c    func(id []byte) *webauthn.Credential
+		}{
+			{"TakenCredentialID", &webauthn.User{ID: randBytes(t, 32), Name: randName(t, "x"), Created: base},
+				func(id []byte) *webauthn.Credential { d := fullCredential(t, id); d.ID = c.ID; return d }},
+			{"TakenName", &webauthn.User{ID: randBytes(t, 32), Name: other.Name, Created: base},
+				func(id []byte) *webauthn.Credential { return fullCredential(t, id) }},
+			{"TakenID", &webauthn.User{ID: other.ID, Name: randName(t, "y"), Created: base},
+				func(id []byte) *webauthn.Credential { return fullCredential(t, id) }},
+		} {
+			d := tc.c(tc.u.ID)
+			wantErr(t, tc.name, s.CreateUserWithCredential(t.Context(), tc.u, d), webauthn.ErrExists)
+			if tc.name != "TakenID" {
+				if _, err := s.User(t.Context(), tc.u.ID); !errors.Is(err, webauthn.ErrNotFound) {
+					t.Errorf("%s: user stored after a failed sign-up (err %v)", tc.name, err)
+				}
+			}
+			if tc.name != "TakenCredentialID" {
+				credentialGone(t, s, tc.name, d.ID)
+			}
+		}
+		if n := countCredentials(t, s, other.ID); n != 0 {
+			t.Errorf("other user holds %d credentials after failed sign-ups, want 0", n)
+		}
+		credentialIs(t, s, "Credential after conflicts", c)
+	}},
 	{"RoundTrip", func(t *testing.T, s webauthn.Store) {
 		long := randBytes(t, 64)
 		long[0], long[63] = 0, 0xff
