@@ -7,6 +7,7 @@ import (
 	"crypto/sha256"
 	"crypto/x509"
 	"errors"
+	"maps"
 	"os"
 	"path/filepath"
 	"slices"
@@ -57,11 +58,12 @@ func TestHandleCBORRejects(t *testing.T) {
 	}{
 		{"empty message", func([]byte) []byte { return nil }, ctap.StatusInvalidLength},
 		{"unknown command", func([]byte) []byte { return []byte{0x55} }, ctap.StatusInvalidCommand},
-		{"vendor command", func([]byte) []byte { return []byte{0x41, 0xA0} }, ctap.StatusInvalidCommand},
-		{"clientPin not implemented", func([]byte) []byte { return cmd(ctap.CmdClientPIN, mapOf(pair(1, 1), pair(2, 1))) }, ctap.StatusInvalidCommand},
-		{"credentialManagement not implemented", func([]byte) []byte { return cmd(ctap.CmdCredentialManagement, mapOf(pair(1, 1))) }, ctap.StatusInvalidCommand},
-		{"largeBlobs not implemented", func([]byte) []byte { return []byte{byte(ctap.CmdLargeBlobs)} }, ctap.StatusInvalidCommand},
-		{"config not implemented", func([]byte) []byte { return []byte{byte(ctap.CmdConfig)} }, ctap.StatusInvalidCommand},
+		{"vendor command", func([]byte) []byte { return []byte{0x42, 0xA0} }, ctap.StatusInvalidCommand},
+		{"credentialManagement preview on a 2.1 key", func([]byte) []byte { return []byte{0x41, 0xA0} }, ctap.StatusInvalidCommand},
+		{"bioEnrollment not implemented", func([]byte) []byte { return cmd(ctap.CmdBioEnrollment, mapOf(pair(1, 1))) }, ctap.StatusInvalidCommand},
+		{"clientPin reserved subcommand", func([]byte) []byte { return cmd(ctap.CmdClientPIN, mapOf(pair(1, 1), pair(2, 8))) }, ctap.StatusInvalidSubcommand},
+		{"clientPin getUVRetries without built-in UV", func([]byte) []byte { return cmd(ctap.CmdClientPIN, mapOf(pair(2, 7))) }, ctap.StatusInvalidSubcommand},
+		{"clientPin without parameters", func([]byte) []byte { return []byte{byte(ctap.CmdClientPIN)} }, ctap.StatusInvalidCBOR},
 		{"getInfo with parameters", func([]byte) []byte { return cmd(ctap.CmdGetInfo, []byte{0xA0}) }, ctap.StatusInvalidLength},
 		{"getNextAssertion with parameters", func([]byte) []byte { return cmd(ctap.CmdGetNextAssertion, []byte{0xA0}) }, ctap.StatusInvalidLength},
 		{"reset with parameters", func([]byte) []byte { return cmd(ctap.CmdReset, []byte{0xA0}) }, ctap.StatusInvalidLength},
@@ -118,8 +120,16 @@ func TestHandleCBORRejects(t *testing.T) {
 		{"enterprise attestation", func([]byte) []byte { return mc(hash, rp, user, algs, pair(10, 1)) }, ctap.StatusInvalidParameter},
 		{"pinUvAuthParam without protocol", func([]byte) []byte { return mc(hash, rp, user, algs, pair(8, []byte{1, 2, 3})) }, ctap.StatusMissingParameter},
 		{"pinUvAuthParam with unsupported protocol", func([]byte) []byte {
-			return mc(hash, rp, user, algs, pair(8, []byte{1, 2, 3}), pair(9, 1))
+			return mc(hash, rp, user, algs, pair(8, []byte{1, 2, 3}), pair(9, 3))
 		}, ctap.StatusInvalidParameter},
+		{"pinUvAuthParam without a PIN", func([]byte) []byte {
+			return mc(hash, rp, user, algs, pair(8, make([]byte, 16)), pair(9, 1))
+		}, ctap.StatusPINNotSet},
+		{"largeBlobKey false", func([]byte) []byte {
+			return mc(hash, rp, user, algs, pair(6, map[string]any{"largeBlobKey": false}), pair(7, map[string]bool{"rk": true}))
+		}, ctap.StatusInvalidOption},
+		{"largeBlobKey without rk", func([]byte) []byte { return mc(hash, rp, user, algs, pair(6, map[string]any{"largeBlobKey": true})) }, ctap.StatusInvalidOption},
+		{"hmac-secret of wrong type", func([]byte) []byte { return mc(hash, rp, user, algs, pair(6, map[string]any{"hmac-secret": 1})) }, ctap.StatusCBORUnexpectedType},
 		{"excludeList over maxCredentialCountInList", func([]byte) []byte { return mc(hash, rp, user, algs, pair(5, descs(9))) }, ctap.StatusLimitExceeded},
 		{"request over maxMsgSize", func([]byte) []byte { return mc(hash, rp, user, algs, pair(6, map[string]any{"x": make([]byte, 1300)})) }, ctap.StatusRequestTooLarge},
 
@@ -169,15 +179,46 @@ func TestHandleCBORRejects(t *testing.T) {
 }
 
 func TestGetInfo(t *testing.T) {
+	v21Opts := map[string]bool{"rk": true, "up": true, "plat": false, "clientPin": false, "pinUvAuthToken": true,
+		"credMgmt": true, "authnrCfg": true, "alwaysUv": false, "makeCredUvNotRqd": true, "setMinPINLength": true, "largeBlobs": true}
+	with := func(m map[string]bool, kv ...any) map[string]bool {
+		m = maps.Clone(m)
+		for i := 0; i < len(kv); i += 2 {
+			if v, ok := kv[i+1].(bool); ok {
+				m[kv[i].(string)] = v
+			} else {
+				delete(m, kv[i].(string))
+			}
+		}
+		return m
+	}
+	allExts := []string{"credBlob", "credProtect", "hmac-secret", "largeBlobKey", "minPinLength"}
 	tests := []struct {
-		name     string
-		cfg      *Config
-		versions []string
-		v21      bool
+		name      string
+		cfg       *Config
+		versions  []string
+		v21       bool
+		opts      map[string]bool
+		protocols []uint64
+		exts      []string
 	}{
-		{"defaults", nil, []string{"FIDO_2_0", "FIDO_2_1", "U2F_V2"}, true},
-		{"CTAP 2.0", &Config{CTAPVersion: CTAP20}, []string{"FIDO_2_0", "U2F_V2"}, false},
-		{"no U2F", &Config{NoU2F: true}, []string{"FIDO_2_0", "FIDO_2_1"}, true},
+		{"defaults", nil, []string{"FIDO_2_0", "FIDO_2_1", "U2F_V2"}, true, v21Opts, []uint64{2, 1}, allExts},
+		{"CTAP 2.0", &Config{CTAPVersion: CTAP20}, []string{"FIDO_2_0", "U2F_V2"}, false,
+			map[string]bool{"rk": true, "up": true, "plat": false, "clientPin": false, "credentialMgmtPreview": true},
+			[]uint64{1}, []string{"credProtect", "hmac-secret"}},
+		{"no U2F", &Config{NoU2F: true}, []string{"FIDO_2_0", "FIDO_2_1"}, true, v21Opts, []uint64{2, 1}, allExts},
+		{"PIN set", &Config{PIN: "1234"}, []string{"FIDO_2_0", "FIDO_2_1", "U2F_V2"}, true,
+			with(v21Opts, "clientPin", true), []uint64{2, 1}, allExts},
+		{"always UV", &Config{AlwaysUV: true}, []string{"FIDO_2_0", "FIDO_2_1", "U2F_V2"}, true,
+			with(v21Opts, "alwaysUv", true, "makeCredUvNotRqd", false), []uint64{2, 1}, allExts},
+		{"built-in UV", &Config{BuiltInUV: true}, []string{"FIDO_2_0", "FIDO_2_1", "U2F_V2"}, true,
+			with(v21Opts, "uv", true, "uvAcfg", true), []uint64{2, 1}, allExts},
+		{"no PIN, no UV", &Config{NoClientPIN: true, NoLargeBlobs: true, NoCredBlob: true}, []string{"FIDO_2_0", "FIDO_2_1", "U2F_V2"}, true,
+			with(v21Opts, "clientPin", nil, "pinUvAuthToken", nil, "credMgmt", nil, "setMinPINLength", nil, "largeBlobs", nil),
+			nil, []string{"credProtect"}},
+		{"UV but no PIN", &Config{NoClientPIN: true, BuiltInUV: true}, []string{"FIDO_2_0", "FIDO_2_1", "U2F_V2"}, true,
+			with(v21Opts, "clientPin", nil, "setMinPINLength", nil, "uv", true, "uvAcfg", true),
+			[]uint64{2, 1}, []string{"credBlob", "credProtect", "hmac-secret", "largeBlobKey"}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -199,20 +240,15 @@ func TestGetInfo(t *testing.T) {
 			if !bytes.Equal(info.AAGUID, DefaultAAGUID[:]) {
 				t.Errorf("aaguid %x", info.AAGUID)
 			}
-			wantOpts := map[string]bool{"rk": true, "up": true, "plat": false}
-			if len(info.Options) != len(wantOpts) {
-				t.Errorf("options %v, want %v", info.Options, wantOpts)
+			if !maps.Equal(info.Options, tt.opts) {
+				t.Errorf("options %v, want %v", info.Options, tt.opts)
 			}
-			for o, v := range wantOpts {
-				if got, ok := info.Options[o]; !ok || got != v {
-					t.Errorf("option %s = %v, %v", o, got, ok)
-				}
-			}
-			if info.MaxMsgSize != 1200 || info.PinUvAuthProtocols != nil || info.Extensions != nil {
+			if info.MaxMsgSize != 1200 || !slices.Equal(info.PinUvAuthProtocols, tt.protocols) || !slices.Equal(info.Extensions, tt.exts) {
 				t.Errorf("maxMsgSize %d, pinUvAuthProtocols %v, extensions %v", info.MaxMsgSize, info.PinUvAuthProtocols, info.Extensions)
 			}
 			if !tt.v21 {
-				if info.MaxCredentialCountInList != 0 || info.Algorithms != nil || info.RemainingDiscoverableCredentials != nil {
+				if info.MaxCredentialCountInList != 0 || info.Algorithms != nil || info.RemainingDiscoverableCredentials != nil ||
+					info.MinPINLength != 0 || info.MaxSerializedLargeBlobArray != 0 {
 					t.Errorf("CTAP 2.0 key reports 2.1 fields: %+v", info)
 				}
 				return
@@ -227,6 +263,19 @@ func TestGetInfo(t *testing.T) {
 			}
 			if r := info.RemainingDiscoverableCredentials; r == nil || *r != 25 {
 				t.Errorf("remainingDiscoverableCredentials %v", r)
+			}
+			pin := tt.cfg == nil || !tt.cfg.NoClientPIN
+			if pin && (info.MinPINLength != 4 || info.MaxRPIDsForSetMinPINLength == 0) || !pin && info.MinPINLength != 0 {
+				t.Errorf("minPINLength %d, maxRPIDsForSetMinPINLength %d", info.MinPINLength, info.MaxRPIDsForSetMinPINLength)
+			}
+			if info.Options["largeBlobs"] != (info.MaxSerializedLargeBlobArray == 1024) {
+				t.Errorf("maxSerializedLargeBlobArray %d", info.MaxSerializedLargeBlobArray)
+			}
+			if slices.Contains(info.Extensions, "credBlob") != (info.MaxCredBlobLength == 32) {
+				t.Errorf("maxCredBlobLength %d", info.MaxCredBlobLength)
+			}
+			if info.Options["uv"] != (info.PreferredPlatformUvAttempts == 3 && info.UVModality == 2) {
+				t.Errorf("preferredPlatformUvAttempts %d, uvModality %d", info.PreferredPlatformUvAttempts, info.UVModality)
 			}
 		})
 	}
@@ -280,10 +329,10 @@ func TestMakeCredentialOptions(t *testing.T) {
 			}
 		})
 	}
-	t.Run("extensions ignored", func(t *testing.T) {
-		k := newTestKey(t, nil)
+	t.Run("unknown and turned-off extensions ignored", func(t *testing.T) {
+		k := newTestKey(t, &Config{NoCredProtect: true})
 		r := mcRequest("alice", false)
-		r.Extensions = map[string]cbor.RawMessage{"credProtect": ctap.MustMarshal(2)}
+		r.Extensions = map[string]cbor.RawMessage{"credProtect": ctap.MustMarshal(2), "x-unknown": ctap.MustMarshal(1)}
 		resp, ad := makeCredential(t, k, r)
 		if ad.Flags&ctap.FlagED != 0 || ad.Extensions != nil || resp.Format != "packed" {
 			t.Errorf("flags %#x, extensions %x", ad.Flags, ad.Extensions)

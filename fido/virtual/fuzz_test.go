@@ -85,9 +85,25 @@ func FuzzHandleCBOR(f *testing.F) {
 				_, err = ctap.ParseAuthData(r.AuthData)
 			}
 			signs = true
-		case ctap.CmdSelection:
+		case ctap.CmdSelection, ctap.CmdReset:
 			if len(body) != 0 {
-				err = fmt.Errorf("selection answered %x", body)
+				err = fmt.Errorf("%v answered %x", ctap.Command(c), body)
+			}
+		case ctap.CmdClientPIN:
+			if len(body) > 0 {
+				_, err = ctap.DecodeClientPINResponse(body)
+			}
+		case ctap.CmdCredentialManagement, ctap.CmdCredentialManagementPreview:
+			if len(body) > 0 {
+				_, err = ctap.DecodeCredMgmtResponse(body)
+			}
+		case ctap.CmdLargeBlobs:
+			if len(body) > 0 {
+				_, err = ctap.DecodeLargeBlobsResponse(body)
+			}
+		case ctap.CmdConfig:
+			if len(body) != 0 {
+				err = fmt.Errorf("config answered %x", body)
 			}
 		default:
 			t.Fatalf("command %#x succeeded", c)
@@ -155,6 +171,14 @@ func TestFuzzSeeds(t *testing.T) {
 				fmt.Fprintf(&b, "byte(%s)\n", strconv.QuoteRune(rune(v)))
 			case []byte:
 				fmt.Fprintf(&b, "[]byte(%s)\n", strconv.Quote(string(v)))
+			case string:
+				fmt.Fprintf(&b, "string(%s)\n", strconv.Quote(v))
+			case uint64:
+				fmt.Fprintf(&b, "uint64(%d)\n", v)
+			case bool:
+				fmt.Fprintf(&b, "bool(%v)\n", v)
+			default:
+				t.Fatalf("seed value of type %T", v)
 			}
 		}
 		path := filepath.Join("testdata", "fuzz", target, name)
@@ -176,6 +200,12 @@ func TestFuzzSeeds(t *testing.T) {
 	}
 	for _, s := range msgSeeds {
 		write("FuzzHandleMsg", s.name, s.apdu)
+	}
+	for _, s := range clientPINSeeds() {
+		write("FuzzClientPIN", s.name, s.values...)
+	}
+	for _, s := range credMgmtSeeds(newFuzzPINKey(t)) {
+		write("FuzzCredMgmt", s.name, s.values...)
 	}
 }
 

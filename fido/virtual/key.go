@@ -19,14 +19,50 @@
 // [Deny], [ApproveAfter], or a [Button] that a test presses when the key
 // asks, without sleeping.
 //
+// # PIN and user verification
+//
+// The key speaks authenticatorClientPIN (CTAP 2.1 §6.5) with PIN/UV auth
+// protocols two and one: a PIN of 4 to 63 code points (at least
+// minPINLength), 8 retries in all, CTAP2_ERR_PIN_AUTH_BLOCKED after three
+// wrong PINs in a row until [Key.Replug], CTAP2_ERR_PIN_BLOCKED at none
+// left. pinUvAuthTokens carry permissions (mc, ga, cm, lbw, acfg), an RP
+// they are bound to, and the usage timer of §6.5.2 (30 s to first use, 10
+// minutes at most, driven by Config.Clock); makeCredential and
+// getAssertion consume a token's flags and permissions but lbw. A PIN can
+// be set from the start with Config.PIN; the key keeps only its hash.
+// Config.BuiltInUV adds a simulated fingerprint sensor, decided by a
+// [UserVerifier] hook ([UVSucceed], the default, or [UVFail]), with its
+// own retries.
+//
+// Credential management (§6.8; the prototype command 0x41 on a CTAP20
+// key), authenticatorConfig (§6.11: toggleAlwaysUv and setMinPINLength),
+// authenticatorLargeBlobs (§6.10) and the extensions credProtect,
+// hmac-secret, credBlob, minPinLength and largeBlobKey (§12) are there
+// too, each with a Config knob to turn it off. enableEnterpriseAttestation
+// is left out: the key has no enterprise attestation, and answers it with
+// CTAP2_ERR_INVALID_SUBCOMMAND.
+//
+// Where CTAP 2.1 leaves a choice, the key answers: PIN_NOT_SET to a
+// clientPIN subcommand that needs a PIN when none is set, and to a
+// non-empty pinUvAuthParam on a key with neither PIN nor built-in UV;
+// UV_BLOCKED (not PIN_BLOCKED) when built-in UV is blocked in
+// makeCredential and getAssertion; UNSUPPORTED_OPTION to hmac-secret
+// with "up" false; KEY_STORE_FULL to more minPinLength RP IDs than
+// maxRPIDsForSetMinPINLength (8). A correct PIN restores the built-in UV
+// retries too.
+//
 // # Credentials
 //
 // A non-discoverable credential costs the key no storage: its ID is the
 // private key sealed with AES-GCM under a secret the key holds, bound to
 // the relying party, the same format U2F key handles use, so credentials
-// move freely between CTAP2 and U2F (CTAP 2.1 §10). Discoverable
-// credentials, the secret and the signature counter persist in
-// Config.StatePath, written atomically.
+// move freely between CTAP2 and U2F (CTAP 2.1 §10). Its credProtect level
+// and hmac-secret flag travel sealed in the ID too; its hmac-secret keys
+// are derived from the ID under the secret. Discoverable credentials, the
+// secret, the signature counter, the PIN hash, the retry counters, the
+// config settings and the large-blob array persist in Config.StatePath,
+// written atomically. The PIN itself is never stored, logged or put in an
+// error.
 package virtual
 
 import (
@@ -42,9 +78,11 @@ import (
 	"slices"
 	"sync"
 	"time"
+	"unicode/utf8"
 
 	"github.com/fidokit/fidokit/fido"
 	"github.com/fidokit/fidokit/internal/hid"
+	"github.com/fidokit/fidokit/internal/pinuv"
 )
 
 // DefaultAAGUID identifies the fidokit virtual key model
@@ -135,7 +173,7 @@ type Config struct {
 	MaxCredentialCountInList int
 	// MaxCredentialIDLength is the maxCredentialIdLength getInfo reports;
 	// longer IDs in allow and exclude lists are never the key's. Zero
-	// means 128. It must be at least 62, the length of this key's
+	// means 128. It must be at least 64, the length of this key's longest
 	// credential IDs.
 	MaxCredentialIDLength int
 	// CTAPVersion is the CTAP version claimed. Zero means CTAP21.
@@ -156,16 +194,20 @@ type Config struct {
 	AttestationCA *AttestationCA
 	// UserPresence decides touches. Nil means Approve.
 	UserPresence UserPresence
-	// UserPresenceTimeout bounds one wait for a touch; when it passes the
-	// key answers CTAP2_ERR_USER_ACTION_TIMEOUT. Zero means 30 s.
+	// UserPresenceTimeout bounds one wait for a touch, or for a finger on
+	// the built-in UV sensor; when it passes the key answers
+	// CTAP2_ERR_USER_ACTION_TIMEOUT. Zero means 30 s.
 	UserPresenceTimeout time.Duration
 	// Clock tells the time for the 10 s reset window after power-up, the
-	// 30 s life of getNextAssertion state and credential creation times.
-	// Nil means time.Now.
+	// 30 s life of getNextAssertion state, the usage timer of
+	// pinUvAuthTokens and credential creation times. Nil means time.Now.
 	Clock func() time.Time
-	// Rand is the source of the key's secrets, credential keys and IDs.
-	// Nil means crypto/rand. The key reads it one command at a time, so a
-	// deterministic source for tests need not be safe for concurrent use.
+	// Rand is the source of the key's secrets, credential keys and IDs,
+	// hmac-secret keys and largeBlobKeys. Nil means crypto/rand. The key
+	// reads it one command at a time, so a deterministic source for tests
+	// need not be safe for concurrent use. PIN/UV key agreement keys and
+	// pinUvAuthTokens, which die at power-down, always come from
+	// crypto/rand.
 	Rand io.Reader
 	// StatePath is the file that keeps the key's secrets, discoverable
 	// credentials and counter across restarts. If it exists, New loads
@@ -185,10 +227,65 @@ type Config struct {
 	// signing, so the signature is valid over the wrong flag: the lie a
 	// relying party must catch by checking flags, not signatures.
 	ForceUPOff bool
-	// ForceUVOff clears the UV flag in the same way. This key has no
-	// user verification yet, so it never sets UV and the knob has no
-	// effect until PIN/UV support arrives.
+	// ForceUVOff clears the UV flag in the same way, after the key has
+	// verified the user by PIN or built-in UV.
 	ForceUVOff bool
+
+	// NoClientPIN makes a key without a PIN (CTAP 2.1 §6.5): getInfo
+	// leaves the clientPin option out and authenticatorClientPIN offers
+	// only what built-in UV needs. By default the key supports a PIN and
+	// has none set (clientPin false).
+	NoClientPIN bool
+	// PIN is a PIN a new key starts with, for tests that need one from
+	// the outset. It must follow the rules of setPIN (CTAP 2.1 §6.5.5.5:
+	// 4 to 63 bytes of UTF-8 without NUL, at least MinPINLength code
+	// points). The key keeps only LEFT(SHA-256(PIN), 16), as setPIN
+	// would, and New clears the field in its copy of the Config. Empty
+	// means no PIN. A key loaded from StatePath keeps the PIN it has.
+	PIN string
+	// MinPINLength is the minimum PIN length in Unicode code points of a
+	// new or reset key (getInfo minPINLength, CTAP 2.1 §6.4); the
+	// setMinPINLength subcommand can raise it. Zero means 4; at most 63.
+	MinPINLength int
+	// AlwaysUV is the alwaysUv setting of a new or reset key (CTAP 2.1
+	// §6.11.2): every makeCredential and getAssertion then needs user
+	// verification, and U2F is off.
+	AlwaysUV bool
+
+	// BuiltInUV gives the key built-in user verification, a simulated
+	// fingerprint sensor (CTAP 2.1 §6.5.5.7.3): getInfo reports uv true,
+	// the uv option of makeCredential and getAssertion works, and
+	// getPinUvAuthTokenUsingUvWithPermissions issues tokens. Each attempt
+	// asks UserVerifier.
+	BuiltInUV bool
+	// UserVerifier decides each built-in UV attempt. Nil means UVSucceed.
+	UserVerifier UserVerifier
+	// MaxUVRetries is how many failed built-in UV attempts in a row block
+	// it (CTAP2_ERR_UV_BLOCKED; getUVRetries, §6.5.5.3). Zero means 25,
+	// the most the spec allows.
+	MaxUVRetries int
+
+	// NoHMACSecret, NoCredProtect, NoCredBlob and NoMinPINLengthExtension
+	// turn off the extension of that name (CTAP 2.1 §12.5, §12.1, §12.2,
+	// §12.4); the key then ignores its input, as for any unknown
+	// extension, and getInfo does not list it. A CTAP20 key supports only
+	// hmac-secret and credProtect whatever these say.
+	NoHMACSecret            bool
+	NoCredProtect           bool
+	NoCredBlob              bool
+	NoMinPINLengthExtension bool
+	// NoLargeBlobs turns off authenticatorLargeBlobs (CTAP 2.1 §6.10) and
+	// the largeBlobKey extension (§12.3), which serves it. A CTAP20 key
+	// has neither.
+	NoLargeBlobs bool
+	// MaxCredBlobLength is the longest credBlob the key stores (getInfo
+	// maxCredBlobLength, CTAP 2.1 §12.2). Zero means 32, the least the
+	// spec allows.
+	MaxCredBlobLength int
+	// MaxSerializedLargeBlobArray is the room for the large-blob array in
+	// bytes (getInfo maxSerializedLargeBlobArray, CTAP 2.1 §6.10). Zero
+	// means 1024, the least the spec allows.
+	MaxSerializedLargeBlobArray int
 }
 
 // Key is a virtual security key. It is safe for concurrent use and, like a
@@ -209,6 +306,15 @@ type Key struct {
 	u2fTouch *backgroundTouch
 	closed   bool
 	servers  map[*Server]struct{}
+	// auth is the volatile PIN/UV state: key agreement keys, tokens and
+	// the count of wrong PINs since power-up.
+	auth pinUvAuth
+	// enum is a credential management enumeration in progress (CTAP
+	// 2.1 §6.8.3, §6.8.4); nil when none is.
+	enum *credEnum
+	// blobWrite is a large-blob array write in progress (§6.10.2); nil
+	// when none is.
+	blobWrite *largeBlobWrite
 
 	ctx    context.Context // cancelled by Close; bounds every server and background touch
 	cancel context.CancelFunc
@@ -230,6 +336,17 @@ type Credential struct {
 	Algorithm fido.Algorithm
 	// Created is when the key made the credential, by Config.Clock.
 	Created time.Time
+	// CredProtect is the credential's credProtect policy (CTAP 2.1
+	// §12.1): 1 (userVerificationOptional, also for credentials made
+	// without the extension), 2 or 3.
+	CredProtect int
+	// HMACSecret reports whether the credential was made with the
+	// hmac-secret extension (§12.5).
+	HMACSecret bool
+	// CredBlob is the credBlob stored with it (§12.2), or nil.
+	CredBlob []byte
+	// LargeBlobKey is its largeBlobKey (§12.3), or nil.
+	LargeBlobKey []byte
 }
 
 var errKeyClosed = errors.New("virtual: key is closed")
@@ -259,14 +376,25 @@ func New(cfg *Config) (*Key, error) {
 		if err := k.checkLoaded(cfg); err != nil {
 			return nil, err
 		}
+		if k.st.migrated {
+			k.st.UVRetries, k.st.MinPINLength, k.st.AlwaysUV = c.MaxUVRetries, c.MinPINLength, c.AlwaysUV
+		}
+		k.st.UVRetries = min(k.st.UVRetries, c.MaxUVRetries)
 	} else {
 		if k.st, err = newState(c.Rand, c.AAGUID, c.AttestationCA); err != nil {
 			return nil, err
+		}
+		k.st.UVRetries, k.st.MinPINLength, k.st.AlwaysUV = c.MaxUVRetries, c.MinPINLength, c.AlwaysUV
+		if c.PIN != "" {
+			k.st.PINHash = pinuv.PINHash(c.PIN)
+			k.st.PINCodePoints = utf8.RuneCountInString(c.PIN)
 		}
 		if err := k.save(); err != nil {
 			return nil, err
 		}
 	}
+	// The key knows its PIN only by its hash from here on.
+	c.PIN = ""
 	if k.wrapper, err = newKeyWrapper(k.st.WrapSecret); err != nil {
 		return nil, err
 	}
@@ -277,6 +405,9 @@ func New(cfg *Config) (*Key, error) {
 		return nil, err
 	}
 	k.powerOn = c.Clock()
+	if err := k.powerUpPinUvAuth(); err != nil {
+		return nil, fmt.Errorf("virtual: making key agreement keys: %w", err)
+	}
 	// Close, not a caller's context, ends the key's servers: a key
 	// outlives the request that made it, as a plugged-in key would.
 	k.ctx, k.cancel = context.WithCancel(context.Background())
@@ -289,6 +420,8 @@ func (c *Config) fill() error {
 	for name, v := range map[string]int{
 		"ResidentKeySlots": c.ResidentKeySlots, "MaxMsgSize": c.MaxMsgSize,
 		"MaxCredentialCountInList": c.MaxCredentialCountInList, "MaxCredentialIDLength": c.MaxCredentialIDLength,
+		"MinPINLength": c.MinPINLength, "MaxUVRetries": c.MaxUVRetries,
+		"MaxCredBlobLength": c.MaxCredBlobLength, "MaxSerializedLargeBlobArray": c.MaxSerializedLargeBlobArray,
 	} {
 		if v < 0 {
 			return fmt.Errorf("virtual: Config.%s is negative (%d)", name, v)
@@ -331,9 +464,51 @@ func (c *Config) fill() error {
 	if c.MaxCredentialIDLength == 0 {
 		c.MaxCredentialIDLength = defaultMaxCredIDLength
 	}
-	if c.MaxCredentialIDLength < wrappedIDLen {
+	if c.MaxCredentialIDLength < maxWrappedIDLen {
 		return fmt.Errorf("virtual: Config.MaxCredentialIDLength %d is shorter than the key's %d-byte credential IDs",
-			c.MaxCredentialIDLength, wrappedIDLen)
+			c.MaxCredentialIDLength, maxWrappedIDLen)
+	}
+	if c.MinPINLength == 0 {
+		c.MinPINLength = pinuv.MinPINCodePoints
+	}
+	if c.MinPINLength < pinuv.MinPINCodePoints || c.MinPINLength > pinuv.MaxPINBytes {
+		return fmt.Errorf("virtual: Config.MinPINLength %d is outside %d..%d", c.MinPINLength, pinuv.MinPINCodePoints, pinuv.MaxPINBytes)
+	}
+	if c.MaxUVRetries == 0 {
+		c.MaxUVRetries = maxUVRetries
+	}
+	if c.MaxUVRetries > maxUVRetries {
+		return fmt.Errorf("virtual: Config.MaxUVRetries %d is above the %d CTAP 2.1 allows", c.MaxUVRetries, maxUVRetries)
+	}
+	if c.MaxCredBlobLength == 0 {
+		c.MaxCredBlobLength = minCredBlobLength
+	}
+	if c.MaxCredBlobLength < minCredBlobLength {
+		return fmt.Errorf("virtual: Config.MaxCredBlobLength %d is below the %d CTAP 2.1 requires", c.MaxCredBlobLength, minCredBlobLength)
+	}
+	if c.MaxSerializedLargeBlobArray == 0 {
+		c.MaxSerializedLargeBlobArray = minLargeBlobArray
+	}
+	if c.MaxSerializedLargeBlobArray < minLargeBlobArray {
+		return fmt.Errorf("virtual: Config.MaxSerializedLargeBlobArray %d is below the %d CTAP 2.1 requires",
+			c.MaxSerializedLargeBlobArray, minLargeBlobArray)
+	}
+	if c.PIN != "" {
+		if c.NoClientPIN {
+			return errors.New("virtual: Config.PIN is set on a key with Config.NoClientPIN")
+		}
+		// The errors name the rule, never the PIN: a Config may come from
+		// a file, and error text ends up in logs.
+		if _, err := pinuv.PadPIN(c.PIN); err != nil {
+			// pinuv's errors carry lengths, never the PIN.
+			return fmt.Errorf("virtual: Config.PIN breaks the PIN rules of CTAP 2.1 §6.5.1: %w", err)
+		}
+		if utf8.RuneCountInString(c.PIN) < c.MinPINLength {
+			return fmt.Errorf("virtual: Config.PIN is shorter than Config.MinPINLength %d", c.MinPINLength)
+		}
+	}
+	if c.UserVerifier == nil {
+		c.UserVerifier = UVSucceed
 	}
 	if c.UserPresence == nil {
 		c.UserPresence = Approve
@@ -433,19 +608,58 @@ func (k *Key) Credentials() []Credential {
 			ID: bytes.Clone(c.ID), RPID: c.RPID, UserID: bytes.Clone(c.UserID),
 			UserName: c.UserName, UserDisplayName: c.UserDisplayName,
 			Algorithm: fido.Algorithm(c.Alg), Created: c.Created,
+			CredProtect: c.protect(), HMACSecret: c.CredRandomWithUV != nil,
+			CredBlob: bytes.Clone(c.CredBlob), LargeBlobKey: bytes.Clone(c.LargeBlobKey),
 		})
 	}
 	return out
 }
 
 // Replug simulates unplugging the key and plugging it in again: the reset
-// window (10 s after power-up, CTAP 2.1 §6.6) opens again, and pending
-// getNextAssertion state and U2F touches are lost, as a power cycle loses
-// them. Connected hosts stay connected.
+// window (10 s after power-up, CTAP 2.1 §6.6) opens again; pending
+// getNextAssertion state, U2F touches, credential management
+// enumerations and large-blob writes are lost; the PIN/UV key agreement
+// keys and pinUvAuthTokens are made anew (§6.5.4 initialize); and PIN
+// entry blocked by three wrong PINs in a row (CTAP2_ERR_PIN_AUTH_BLOCKED)
+// is open again, as a power cycle does. The PIN, its retries and all
+// stored state are kept. Connected hosts stay connected.
 func (k *Key) Replug() {
 	k.mu.Lock()
 	defer k.mu.Unlock()
 	k.powerOn = k.cfg.Clock()
 	k.next = nil
+	k.enum = nil
+	k.blobWrite = nil
+	if err := k.powerUpPinUvAuth(); err != nil {
+		// Only a failing Config.Rand gets here. Without new keys and
+		// tokens the old ones would outlive the power cycle, so none is
+		// left usable instead.
+		k.auth = pinUvAuth{}
+	}
 	k.dropFinishedTouch()
+}
+
+// PINRetries returns how many wrong PINs the key still allows
+// (getPINRetries, CTAP 2.1 §6.5.5.2): 8 on a new key, 0 once the PIN is
+// blocked.
+func (k *Key) PINRetries() int {
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	return k.st.PINRetries
+}
+
+// UVRetries returns how many failed built-in UV attempts the key still
+// allows (getUVRetries, CTAP 2.1 §6.5.5.3).
+func (k *Key) UVRetries() int {
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	return k.st.UVRetries
+}
+
+// HasPIN reports whether a PIN is set (getInfo clientPin true, CTAP 2.1
+// §6.4).
+func (k *Key) HasPIN() bool {
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	return k.st.PINHash != nil
 }

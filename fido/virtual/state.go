@@ -15,10 +15,14 @@ import (
 	"path/filepath"
 	"runtime"
 	"time"
+
+	"github.com/fidokit/fidokit/internal/ctap"
+	"github.com/fidokit/fidokit/internal/pinuv"
 )
 
-// stateVersion is the state file format this code writes and reads.
-const stateVersion = 1
+// stateVersion is the state file format this code writes. Version 1,
+// from before PIN/UV support, is read too and upgraded (see loadState).
+const stateVersion = 2
 
 // maxStateFileSize bounds what loadState reads, so a wrong path (or a
 // corrupt file) cannot make it allocate without limit. A full key with
@@ -75,7 +79,38 @@ type state struct {
 
 	// Credentials are the discoverable (resident) credentials.
 	Credentials []residentCredential
+
+	// PINHash is LEFT(SHA-256(PIN), 16), CurrentStoredPIN of CTAP 2.1
+	// §6.5.5.5; nil while no PIN is set. The PIN itself is never kept.
+	PINHash []byte `json:",omitempty"`
+	// PINCodePoints is the PIN's length in Unicode code points
+	// (PINCodePointLength, §6.5.5.5), so that setMinPINLength can tell
+	// whether the PIN is now too short (§6.11.4).
+	PINCodePoints int `json:",omitempty"`
+	// PINRetries counts the wrong PINs left before the PIN blocks
+	// (§6.5.5.2), and UVRetries the failed built-in UV attempts
+	// (§6.5.5.3).
+	PINRetries int
+	UVRetries  int
+	// AlwaysUV, MinPINLength, MinPINLengthRPIDs and ForcePINChange are
+	// the authenticatorConfig settings (§6.11) and getInfo's alwaysUv,
+	// minPINLength and forcePINChange (§6.4).
+	AlwaysUV          bool
+	MinPINLength      int
+	MinPINLengthRPIDs []string `json:",omitempty"`
+	ForcePINChange    bool     `json:",omitempty"`
+	// LargeBlobs is the serialized large-blob array (§6.10); nil means the
+	// initial empty one.
+	LargeBlobs []byte `json:",omitempty"`
+
+	// migrated marks a state loaded from an older version, whose new
+	// settings New fills from the Config.
+	migrated bool
 }
+
+// maxPINRetries is the number of wrong PINs a key allows in all before
+// its PIN blocks (CTAP 2.1 §6.5.5.2 allows at most 8).
+const maxPINRetries = 8
 
 // residentCredential is a discoverable credential as the key stores it
 // (CTAP 2.1 §6.1.2 "rk"). Created should be in UTC, without a monotonic
@@ -92,14 +127,31 @@ type residentCredential struct {
 	Alg        int64
 	PrivateKey []byte
 	Created    time.Time
+
+	// CredProtect is the credProtect policy (CTAP 2.1 §12.1), 1 to 3; 0
+	// in a version 1 file means 1.
+	CredProtect int `json:",omitempty"`
+	// CredRandomWithUV and CredRandomWithoutUV are the hmac-secret keys
+	// (§12.5), 32 bytes each, or nil for a credential made without
+	// hmac-secret.
+	CredRandomWithUV    []byte `json:",omitempty"`
+	CredRandomWithoutUV []byte `json:",omitempty"`
+	// CredBlob is the credBlob stored with the credential (§12.2).
+	CredBlob []byte `json:",omitempty"`
+	// LargeBlobKey is the 32-byte largeBlobKey (§12.3), or nil.
+	LargeBlobKey []byte `json:",omitempty"`
 }
+
+// protect returns the credential's credProtect policy.
+func (c *residentCredential) protect() int { return max(c.CredProtect, ctap.CredProtectUVOptional) }
 
 // newState makes the secrets and attestation certificates of a new key for
 // model aaguid, under ca or, when ca is nil, under a new self-signed CA.
 // A nil rand means crypto/rand.Reader.
 func newState(rand io.Reader, aaguid [16]byte, ca *AttestationCA) (*state, error) {
 	rand = orDefaultRand(rand)
-	s := &state{Version: stateVersion, AAGUID: aaguid}
+	s := &state{Version: stateVersion, AAGUID: aaguid, PINRetries: maxPINRetries, UVRetries: maxUVRetries,
+		MinPINLength: pinuv.MinPINCodePoints}
 
 	s.WrapSecret = make([]byte, wrapSecretLen)
 	if _, err := io.ReadFull(rand, s.WrapSecret); err != nil {
@@ -159,6 +211,13 @@ func loadState(path string) (*state, error) {
 	if err := json.Unmarshal(data, &s); err != nil {
 		return nil, &StateError{Path: path, Err: err}
 	}
+	if s.Version == 1 {
+		// Version 1 keys had no PIN and no settings: a PIN-less key
+		// with full retries. New fills in the Config's settings.
+		s.Version, s.migrated = stateVersion, true
+		s.PINRetries, s.UVRetries = maxPINRetries, maxUVRetries
+		s.MinPINLength = pinuv.MinPINCodePoints
+	}
 	if err := s.validate(); err != nil {
 		return nil, &StateError{Path: path, Err: err}
 	}
@@ -204,8 +263,44 @@ func (s *state) validate() error {
 		if _, err := signerFromRaw(c.Alg, c.PrivateKey); err != nil {
 			return fmt.Errorf("credential %d: %w", i, err)
 		}
+		switch {
+		case c.CredProtect < 0 || c.CredProtect > ctap.CredProtectUVRequired:
+			return fmt.Errorf("credential %d: credProtect %d", i, c.CredProtect)
+		case !lenIn(c.CredRandomWithUV, 0, credRandomLen) || !lenIn(c.CredRandomWithoutUV, 0, credRandomLen) ||
+			(c.CredRandomWithUV == nil) != (c.CredRandomWithoutUV == nil):
+			return fmt.Errorf("credential %d: hmac-secret keys of %d and %d bytes", i, len(c.CredRandomWithUV), len(c.CredRandomWithoutUV))
+		case !lenIn(c.LargeBlobKey, 0, largeBlobKeyLen):
+			return fmt.Errorf("credential %d: largeBlobKey of %d bytes", i, len(c.LargeBlobKey))
+		}
+	}
+	switch {
+	case !lenIn(s.PINHash, 0, pinuv.PINHashLen):
+		return fmt.Errorf("PIN hash of %d bytes", len(s.PINHash))
+	case s.PINRetries < 0 || s.PINRetries > maxPINRetries:
+		return fmt.Errorf("PIN retries %d", s.PINRetries)
+	case s.UVRetries < 0 || s.UVRetries > maxUVRetries:
+		return fmt.Errorf("UV retries %d", s.UVRetries)
+	case s.MinPINLength < pinuv.MinPINCodePoints || s.MinPINLength > pinuv.MaxPINBytes:
+		return fmt.Errorf("minimum PIN length %d", s.MinPINLength)
+	case s.PINCodePoints < 0 || s.PINCodePoints > pinuv.MaxPINBytes:
+		return fmt.Errorf("PIN length %d", s.PINCodePoints)
+	}
+	if s.LargeBlobs != nil {
+		if err := ctap.VerifyLargeBlobArray(s.LargeBlobs); err != nil {
+			return fmt.Errorf("large-blob array: %w", err)
+		}
 	}
 	return nil
+}
+
+// lenIn reports whether b has one of the lengths given.
+func lenIn(b []byte, lengths ...int) bool {
+	for _, n := range lengths {
+		if len(b) == n {
+			return true
+		}
+	}
+	return false
 }
 
 // parseCertAndKey parses a certificate and its PKCS#8 key and checks that

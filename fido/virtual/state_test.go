@@ -243,7 +243,15 @@ func TestLoadStateCorrupt(t *testing.T) {
 		{"JSON null", []byte("null"), "version 0"},
 		{"wrong type", []byte(`{"Counter": "many"}`), "cannot unmarshal"},
 		{"negative counter", []byte(`{"Counter": -1}`), "cannot unmarshal"},
-		{"future version", edit(func(s *state) { s.Version = 2 }), "version 2"},
+		{"future version", edit(func(s *state) { s.Version = 3 }), "version 3"},
+		{"short PIN hash", edit(func(s *state) { s.PINHash = make([]byte, 15) }), "PIN hash"},
+		{"PIN retries over 8", edit(func(s *state) { s.PINRetries = 9 }), "PIN retries"},
+		{"negative UV retries", edit(func(s *state) { s.UVRetries = -1 }), "UV retries"},
+		{"minimum PIN length 3", edit(func(s *state) { s.MinPINLength = 3 }), "minimum PIN length"},
+		{"corrupt large-blob array", edit(func(s *state) { s.LargeBlobs = []byte{0x80, 1, 2} }), "large-blob array"},
+		{"credProtect 4", edit(func(s *state) { s.Credentials[0].CredProtect = 4 }), "credProtect"},
+		{"one hmac-secret key", edit(func(s *state) { s.Credentials[0].CredRandomWithUV = make([]byte, 32) }), "hmac-secret"},
+		{"short largeBlobKey", edit(func(s *state) { s.Credentials[0].LargeBlobKey = make([]byte, 31) }), "largeBlobKey"},
 		{"short wrap secret", edit(func(s *state) { s.WrapSecret = s.WrapSecret[:16] }), "wrap secret"},
 		{"bad CA certificate", edit(func(s *state) { s.CACert = []byte{0x30, 0x00} }), "attestation CA certificate"},
 		{"CA key of another cert", edit(func(s *state) { s.CAKey = s.BatchKey }), "attestation CA key does not match"},
@@ -434,5 +442,36 @@ func TestNewStateIncompleteCA(t *testing.T) {
 				t.Error("newState succeeded")
 			}
 		})
+	}
+}
+
+// TestStateMigration loads a version 1 file, from before PIN/UV support,
+// as a key without a PIN and with the Config's settings.
+func TestStateMigration(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "key.json")
+	s := testState(t)
+	data, err := json.Marshal(s)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var m map[string]any
+	if err := json.Unmarshal(data, &m); err != nil {
+		t.Fatal(err)
+	}
+	for _, f := range []string{"PINRetries", "UVRetries", "AlwaysUV", "MinPINLength"} {
+		delete(m, f)
+	}
+	m["Version"] = 1
+	data, _ = json.Marshal(m)
+	if err := os.WriteFile(path, data, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	got := mustLoad(t, path)
+	if got.Version != 2 || got.PINRetries != 8 || got.UVRetries != 25 || got.MinPINLength != 4 || got.PINHash != nil {
+		t.Errorf("migrated state %+v", got)
+	}
+	k := newTestKey(t, &Config{StatePath: path, MinPINLength: 6, MaxUVRetries: 5, AlwaysUV: true})
+	if i := info(t, k); i.MinPINLength != 6 || !i.Options["alwaysUv"] || k.UVRetries() != 5 || len(k.Credentials()) != len(s.Credentials) {
+		t.Errorf("migrated key: minPINLength %d, options %v, UV retries %d", i.MinPINLength, i.Options, k.UVRetries())
 	}
 }

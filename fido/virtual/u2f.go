@@ -99,6 +99,14 @@ func (k *Key) handleMsg(ctx context.Context, apdu []byte) []byte {
 		// CTAPHID INIT reported NMSG, so a host should not get here.
 		return withSW(nil, ctap.SWInsNotSupported)
 	}
+	k.mu.Lock()
+	alwaysUV := k.st.AlwaysUV && !k.v20()
+	k.mu.Unlock()
+	if alwaysUV {
+		// U2F cannot verify users, so alwaysUv turns it off (CTAP 2.1
+		// §6.11.2).
+		return withSW(nil, ctap.SWInsNotSupported)
+	}
 	a, err := ctap.ParseAPDU(apdu)
 	if err != nil {
 		return withSW(nil, ctap.SWWrongLength) // every parse error is a length error
@@ -177,7 +185,10 @@ func (k *Key) u2fAuthenticate(ctx context.Context, a *ctap.APDU) []byte {
 	k.mu.Lock()
 	c, ok := k.find(app, ctap.CredentialDescriptor{Type: "public-key", ID: d[65:]})
 	k.mu.Unlock()
-	if !ok || c.alg != ctap.AlgES256 { // U2F signs with P-256 only
+	// U2F signs with P-256 only, and cannot verify the user that a
+	// credProtect userVerificationRequired credential needs (CTAP 2.1
+	// §12.1).
+	if !ok || c.alg != ctap.AlgES256 || c.protect == ctap.CredProtectUVRequired {
 		return withSW(nil, ctap.SWWrongData)
 	}
 	var up byte

@@ -8,6 +8,7 @@ import (
 	"crypto/ed25519"
 	"crypto/elliptic"
 	"crypto/hkdf"
+	"crypto/hmac"
 	cryptorand "crypto/rand"
 	"crypto/sha256"
 	"crypto/subtle"
@@ -30,16 +31,41 @@ const (
 // one fixed length.
 const rawKeyLen = 32
 
-// Credential ID layout: version | nonce | AES-GCM(alg | priv) | tag.
+// Credential ID layout: version | nonce | AES-GCM(alg | priv) | tag, and
+// for version 2, which carries extension data (CTAP 2.1 §12.1, §12.5):
+// version | nonce | AES-GCM(alg | priv | credProtect | flags) | tag.
+// U2F key handles and credentials made without extensions keep version
+// 1, so they stay as short as before.
 const (
 	wrapVersion    = 0x01
+	wrapVersion2   = 0x02
 	wrapNonceLen   = 12
 	wrapTagLen     = 16
 	wrapPlainLen   = 1 + rawKeyLen
-	wrappedIDLen   = 1 + wrapNonceLen + wrapPlainLen + wrapTagLen // 62
+	wrapPlainLen2  = wrapPlainLen + 2
+	wrappedIDLen   = 1 + wrapNonceLen + wrapPlainLen + wrapTagLen  // 62
+	wrappedIDLen2  = 1 + wrapNonceLen + wrapPlainLen2 + wrapTagLen // 64
 	wrapSecretLen  = 32
 	wrapKeyInfoTag = "fidokit virtual key: credential ID wrapping key v1"
+	// credRandomInfoTag labels the key from which the hmac-secret keys
+	// of non-discoverable credentials are derived.
+	credRandomInfoTag = "fidokit virtual key: hmac-secret CredRandom key v1"
+	credRandomLen     = 32
 )
+
+// maxWrappedIDLen is the longest credential ID the key makes.
+const maxWrappedIDLen = wrappedIDLen2
+
+// Flags in a version 2 credential ID.
+const (
+	wrapFlagHMACSecret = 0x01 // made with hmac-secret (CTAP 2.1 §12.5)
+)
+
+// credExt is the extension data a version 2 credential ID carries.
+type credExt struct {
+	protect    int  // credProtect policy, 1 to 3 (CTAP 2.1 §12.1)
+	hmacSecret bool // the credential has CredRandom keys (§12.5)
+}
 
 // keyWrapper seals the private keys of non-discoverable credentials into
 // their credential IDs, so the key keeps no per-credential state and any
@@ -53,6 +79,9 @@ const (
 // keeps no per-call state.
 type keyWrapper struct {
 	aead cipher.AEAD
+	// credRandomKey derives the hmac-secret keys of non-discoverable
+	// credentials from their IDs; see credRandom.
+	credRandomKey []byte
 }
 
 // newKeyWrapper derives the wrapping key from the key's 32-byte secret. The
@@ -74,14 +103,36 @@ func newKeyWrapper(secret []byte) (*keyWrapper, error) {
 	if err != nil {
 		return nil, fmt.Errorf("virtual: creating wrapping cipher: %w", err)
 	}
-	return &keyWrapper{aead: aead}, nil
+	crk, err := hkdf.Key(sha256.New, secret, nil, credRandomInfoTag, 32)
+	if err != nil {
+		return nil, fmt.Errorf("virtual: deriving CredRandom key: %w", err)
+	}
+	return &keyWrapper{aead: aead, credRandomKey: crk}, nil
+}
+
+// credRandom returns CredRandomWithUV (uv true) or CredRandomWithoutUV of
+// the non-discoverable credential with this ID (CTAP 2.1 §12.5). Rather
+// than 64 more bytes in every ID, the two 32-byte keys are HMAC-SHA-256
+// of the ID under a key derived from the key's secret: the ID's random
+// nonce makes them different for every credential, they are as secret as
+// the wrapped private key, and a reset, which replaces the secret,
+// destroys them with it.
+func (w *keyWrapper) credRandom(id []byte, uv bool) []byte {
+	m := hmac.New(sha256.New, w.credRandomKey)
+	if uv {
+		m.Write([]byte{1})
+	} else {
+		m.Write([]byte{0})
+	}
+	m.Write(id)
+	return m.Sum(nil)
 }
 
 // wrapAD is the additional data: the version and the RP ID hash, which bind
 // an ID to the format and to the relying party it was made for.
-func wrapAD(rpIDHash *[32]byte) [1 + 32]byte {
+func wrapAD(version byte, rpIDHash *[32]byte) [1 + 32]byte {
 	var ad [1 + 32]byte
-	ad[0] = wrapVersion
+	ad[0] = version
 	copy(ad[1:], rpIDHash[:])
 	return ad
 }
@@ -89,22 +140,42 @@ func wrapAD(rpIDHash *[32]byte) [1 + 32]byte {
 // wrap returns the credential ID that carries priv, an alg key, for the
 // relying party whose RP ID hashes to rpIDHash. The nonce comes from rand.
 func (w *keyWrapper) wrap(rand io.Reader, rpIDHash [32]byte, alg int64, priv []byte) ([]byte, error) {
+	return w.wrapExt(rand, rpIDHash, alg, priv, credExt{})
+}
+
+// wrapExt is wrap for a credential with extension data: a version 2 ID
+// when ext says more than the defaults, a version 1 ID otherwise.
+func (w *keyWrapper) wrapExt(rand io.Reader, rpIDHash [32]byte, alg int64, priv []byte, ext credExt) ([]byte, error) {
 	// Refusing bad keys here means unwrap never returns a key that
 	// signerFromRaw rejects.
 	if _, err := signerFromRaw(alg, priv); err != nil {
 		return nil, fmt.Errorf("virtual: wrapping credential key: %w", err)
 	}
-	id := make([]byte, 1+wrapNonceLen, wrappedIDLen)
-	id[0] = wrapVersion
+	if ext.protect < 0 || ext.protect > 3 {
+		return nil, fmt.Errorf("virtual: wrapping credential key: credProtect %d", ext.protect)
+	}
+	version, n := byte(wrapVersion), wrapPlainLen
+	if ext.protect > 1 || ext.hmacSecret {
+		version, n = wrapVersion2, wrapPlainLen2
+	}
+	id := make([]byte, 1+wrapNonceLen, 1+wrapNonceLen+n+wrapTagLen)
+	id[0] = version
 	if _, err := io.ReadFull(orDefaultRand(rand), id[1:]); err != nil {
 		return nil, fmt.Errorf("virtual: wrapping credential key: reading nonce: %w", err)
 	}
-	var plain [wrapPlainLen]byte
-	defer clear(plain[:])
+	var plainBuf [wrapPlainLen2]byte
+	defer clear(plainBuf[:])
+	plain := plainBuf[:n]
 	plain[0] = byte(int8(alg)) // both supported algs fit a signed byte
 	copy(plain[1:], priv)
-	ad := wrapAD(&rpIDHash)
-	id = w.aead.Seal(id, id[1:1+wrapNonceLen], plain[:], ad[:])
+	if version == wrapVersion2 {
+		plain[wrapPlainLen] = byte(max(ext.protect, 1))
+		if ext.hmacSecret {
+			plain[wrapPlainLen+1] |= wrapFlagHMACSecret
+		}
+	}
+	ad := wrapAD(version, &rpIDHash)
+	id = w.aead.Seal(id, id[1:1+wrapNonceLen], plain, ad[:])
 	return id, nil
 }
 
@@ -115,33 +186,54 @@ func (w *keyWrapper) wrap(rand io.Reader, rpIDHash [32]byte, alg int64, priv []b
 // It does the same work (one AEAD open of a fixed-size buffer) whatever is
 // wrong with id, so timing does not tell a prober which check failed.
 func (w *keyWrapper) unwrap(rpIDHash [32]byte, id []byte) (alg int64, priv []byte, ok bool) {
-	var buf [wrappedIDLen]byte
-	copy(buf[:], id) // copies at most wrappedIDLen bytes; never panics
+	alg, priv, _, ok = w.unwrapExt(rpIDHash, id)
+	return alg, priv, ok
+}
+
+// unwrapExt is unwrap that also returns the extension data of a version 2
+// ID; a version 1 ID has the defaults (credProtect 1, no hmac-secret).
+// The version follows from the length, which is no secret.
+func (w *keyWrapper) unwrapExt(rpIDHash [32]byte, id []byte) (alg int64, priv []byte, ext credExt, ok bool) {
+	version, n := byte(wrapVersion), wrappedIDLen
+	if len(id) == wrappedIDLen2 {
+		version, n = wrapVersion2, wrappedIDLen2
+	}
+	var bufArr [wrappedIDLen2]byte
+	buf := bufArr[:n]
+	copy(buf, id) // copies at most n bytes; never panics
 	good := 1
-	if len(id) != wrappedIDLen {
+	if len(id) != n {
 		good = 0
 	}
-	good &= subtle.ConstantTimeByteEq(buf[0], wrapVersion)
+	good &= subtle.ConstantTimeByteEq(buf[0], version)
 
-	ad := wrapAD(&rpIDHash)
-	var plainBuf [wrapPlainLen]byte
+	ad := wrapAD(version, &rpIDHash)
+	var plainBuf [wrapPlainLen2]byte
 	defer clear(plainBuf[:])
 	plain, err := w.aead.Open(plainBuf[:0], buf[1:1+wrapNonceLen], buf[1+wrapNonceLen:], ad[:])
-	if err != nil || len(plain) != wrapPlainLen {
+	if err != nil || len(plain) != n-1-wrapNonceLen-wrapTagLen {
 		good = 0
 	}
 	if good != 1 {
-		return 0, nil, false
+		return 0, nil, credExt{}, false
 	}
 
 	alg = int64(int8(plain[0]))
 	if alg != algES256 && alg != algEdDSA {
 		// Unreachable without the secret: only wrap seals plaintexts.
-		return 0, nil, false
+		return 0, nil, credExt{}, false
+	}
+	ext = credExt{protect: 1}
+	if version == wrapVersion2 {
+		ext.protect = int(plain[wrapPlainLen])
+		ext.hmacSecret = plain[wrapPlainLen+1]&wrapFlagHMACSecret != 0
+		if ext.protect < 1 || ext.protect > 3 {
+			return 0, nil, credExt{}, false // unreachable, as above
+		}
 	}
 	priv = make([]byte, rawKeyLen)
-	copy(priv, plain[1:])
-	return alg, priv, true
+	copy(priv, plain[1:1+rawKeyLen])
+	return alg, priv, ext, true
 }
 
 // signerFromRaw rebuilds a credential's signer from its raw private key: a

@@ -444,3 +444,55 @@ func FuzzUnwrap(f *testing.F) {
 		}
 	})
 }
+
+// TestWrapExt: a credential ID carries credProtect and hmac-secret, and
+// the hmac-secret keys derived from it are stable per ID and secret.
+func TestWrapExt(t *testing.T) {
+	w := testWrapper(t, testWrapSecret)
+	_, priv, err := newPrivateKey(testRand(7), algES256)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, ext := range []credExt{{protect: 1}, {protect: 2}, {protect: 3}, {protect: 1, hmacSecret: true}, {protect: 3, hmacSecret: true}} {
+		t.Run(fmt.Sprintf("%+v", ext), func(t *testing.T) {
+			id, err := w.wrapExt(testRand(1), testRPHash, algES256, priv, ext)
+			if err != nil {
+				t.Fatal(err)
+			}
+			wantLen := wrappedIDLen2
+			if ext.protect == 1 && !ext.hmacSecret {
+				wantLen = wrappedIDLen // nothing to carry: the old format
+			}
+			if len(id) != wantLen {
+				t.Errorf("ID of %d bytes, want %d", len(id), wantLen)
+			}
+			alg, got, gotExt, ok := w.unwrapExt(testRPHash, id)
+			if !ok || alg != algES256 || !bytes.Equal(got, priv) || gotExt != ext {
+				t.Errorf("unwrapExt = %d, %v, %+v, %v", alg, bytes.Equal(got, priv), gotExt, ok)
+			}
+			if _, _, _, ok := w.unwrapExt(otherRPHash, id); ok {
+				t.Error("unwrapped for another RP")
+			}
+			// The version byte is authenticated: a version 2 ID cut or
+			// relabelled is no ID.
+			relabelled := bytes.Clone(id)
+			relabelled[0] ^= 3
+			if _, _, _, ok := w.unwrapExt(testRPHash, relabelled); ok {
+				t.Error("relabelled ID unwrapped")
+			}
+		})
+	}
+	id1, _ := w.wrapExt(testRand(1), testRPHash, algES256, priv, credExt{protect: 1, hmacSecret: true})
+	id2, _ := w.wrapExt(testRand(2), testRPHash, algES256, priv, credExt{protect: 1, hmacSecret: true})
+	a, b := w.credRandom(id1, true), w.credRandom(id1, false)
+	switch {
+	case len(a) != 32 || !bytes.Equal(a, w.credRandom(id1, true)):
+		t.Error("CredRandom not stable")
+	case bytes.Equal(a, b):
+		t.Error("CredRandomWithUV equals CredRandomWithoutUV")
+	case bytes.Equal(a, w.credRandom(id2, true)):
+		t.Error("two credentials share CredRandom")
+	case bytes.Equal(a, testWrapper(t, bytes.Repeat([]byte{1}, 32)).credRandom(id1, true)):
+		t.Error("CredRandom does not depend on the secret")
+	}
+}
