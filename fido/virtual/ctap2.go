@@ -124,12 +124,15 @@ func (k *Key) handleCBOR(ctx context.Context, req []byte, status func(byte)) []b
 		return k.clientPIN(ctx, params, status)
 	case ctap.CmdCredentialManagement:
 		// A CTAP 2.0 key of the FIDO_2_1_PRE era answers only the
-		// prototype command, a 2.1 key only the final one.
+		// prototype command.
 		if !k.v20() && k.credMgmtSupported() {
 			return k.credentialManagement(params, false)
 		}
 	case ctap.CmdCredentialManagementPreview:
-		if k.v20() && k.credMgmtSupported() {
+		// A 2.1 key answers the prototype command as well, as shipping
+		// 2.1 keys do, because platforms such as libfido2 before 1.15
+		// send only 0x41.
+		if k.credMgmtSupported() {
 			return k.credentialManagement(params, true)
 		}
 	case ctap.CmdLargeBlobs:
@@ -179,6 +182,9 @@ func (k *Key) getInfo() []byte {
 		if k.pinUvSupported() {
 			opts[ctap.OptPinUvAuthToken] = true
 			opts[ctap.OptCredMgmt] = true
+			if k.credMgmtSupported() {
+				opts[ctap.OptCredentialMgmtPreview] = true
+			}
 		}
 		if k.uvAvailable() {
 			opts[ctap.OptUvAcfg] = true

@@ -59,7 +59,7 @@ func TestHandleCBORRejects(t *testing.T) {
 		{"empty message", func([]byte) []byte { return nil }, ctap.StatusInvalidLength},
 		{"unknown command", func([]byte) []byte { return []byte{0x55} }, ctap.StatusInvalidCommand},
 		{"vendor command", func([]byte) []byte { return []byte{0x42, 0xA0} }, ctap.StatusInvalidCommand},
-		{"credentialManagement preview on a 2.1 key", func([]byte) []byte { return []byte{0x41, 0xA0} }, ctap.StatusInvalidCommand},
+		{"credentialManagement preview without a subcommand", func([]byte) []byte { return []byte{0x41, 0xA0} }, ctap.StatusMissingParameter},
 		{"bioEnrollment not implemented", func([]byte) []byte { return cmd(ctap.CmdBioEnrollment, mapOf(pair(1, 1))) }, ctap.StatusInvalidCommand},
 		{"clientPin reserved subcommand", func([]byte) []byte { return cmd(ctap.CmdClientPIN, mapOf(pair(1, 1), pair(2, 8))) }, ctap.StatusInvalidSubcommand},
 		{"clientPin getUVRetries without built-in UV", func([]byte) []byte { return cmd(ctap.CmdClientPIN, mapOf(pair(2, 7))) }, ctap.StatusInvalidSubcommand},
@@ -180,7 +180,7 @@ func TestHandleCBORRejects(t *testing.T) {
 
 func TestGetInfo(t *testing.T) {
 	v21Opts := map[string]bool{"rk": true, "up": true, "plat": false, "clientPin": false, "pinUvAuthToken": true,
-		"credMgmt": true, "authnrCfg": true, "alwaysUv": false, "makeCredUvNotRqd": true, "setMinPINLength": true, "largeBlobs": true}
+		"credMgmt": true, "credentialMgmtPreview": true, "authnrCfg": true, "alwaysUv": false, "makeCredUvNotRqd": true, "setMinPINLength": true, "largeBlobs": true}
 	with := func(m map[string]bool, kv ...any) map[string]bool {
 		m = maps.Clone(m)
 		for i := 0; i < len(kv); i += 2 {
@@ -214,7 +214,7 @@ func TestGetInfo(t *testing.T) {
 		{"built-in UV", &Config{BuiltInUV: true}, []string{"FIDO_2_0", "FIDO_2_1", "U2F_V2"}, true,
 			with(v21Opts, "uv", true, "uvAcfg", true), []uint64{2, 1}, allExts},
 		{"no PIN, no UV", &Config{NoClientPIN: true, NoLargeBlobs: true, NoCredBlob: true}, []string{"FIDO_2_0", "FIDO_2_1", "U2F_V2"}, true,
-			with(v21Opts, "clientPin", nil, "pinUvAuthToken", nil, "credMgmt", nil, "setMinPINLength", nil, "largeBlobs", nil),
+			with(v21Opts, "clientPin", nil, "pinUvAuthToken", nil, "credMgmt", nil, "credentialMgmtPreview", nil, "setMinPINLength", nil, "largeBlobs", nil),
 			nil, []string{"credProtect"}},
 		{"UV but no PIN", &Config{NoClientPIN: true, BuiltInUV: true}, []string{"FIDO_2_0", "FIDO_2_1", "U2F_V2"}, true,
 			with(v21Opts, "clientPin", nil, "setMinPINLength", nil, "uv", true, "uvAcfg", true),
