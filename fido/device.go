@@ -9,6 +9,7 @@ import (
 
 	"github.com/fidokit/fidokit/internal/ctap"
 	"github.com/fidokit/fidokit/internal/hid"
+	"github.com/fidokit/fidokit/internal/pinuv"
 )
 
 // maxAssertions bounds how many getNextAssertion calls one GetAssertion
@@ -29,6 +30,11 @@ type Device struct {
 
 	mu      sync.Mutex // serialises multi-message operations
 	getInfo *Info      // cached authenticatorGetInfo
+
+	// forceProtocol, when non-zero, is the only PIN/UV auth protocol the
+	// client will speak, so that tests exercise protocol one on keys that
+	// offer both.
+	forceProtocol int
 }
 
 var _ Authenticator = (*Device)(nil)
@@ -161,6 +167,12 @@ func (d *Device) infoLocked(ctx context.Context) (*Info, error) {
 	if len(r.Algorithms) == 0 {
 		info.Algorithms = []Algorithm{ES256} // CTAP 2.1 §6.4: absent means ES256
 	}
+	info.MaxSerializedLargeBlobArray = int(min(r.MaxSerializedLargeBlobArray, 1<<24))
+	info.ForcePINChange = r.ForcePINChange
+	info.MaxCredBlobLength = int(min(r.MaxCredBlobLength, 1<<16))
+	info.MaxRPIDsForSetMinPINLength = int(min(r.MaxRPIDsForSetMinPINLength, 1<<16))
+	info.PreferredPlatformUVAttempts = int(min(r.PreferredPlatformUvAttempts, 1<<8))
+	info.UVModality = r.UVModality
 	if r.RemainingDiscoverableCredentials != nil {
 		info.RemainingDiscoverableCredentials = int(min(*r.RemainingDiscoverableCredentials, 1<<16))
 	}
@@ -175,8 +187,26 @@ func checkHash(h []byte) error {
 	return nil
 }
 
-// MakeCredential creates a credential on the key (enrolls it). The key
-// waits for a touch; Prompt.Touch is called when it starts waiting.
+// MakeCredential creates a credential on the key (enrolls it) (CTAP 2.1
+// §6.1). The key waits for a touch; Prompt.Touch is called when it starts
+// waiting.
+//
+// When req.UserVerification is set, or the key demands verification
+// (alwaysUv, or a PIN set without makeCredUvNotRqd, CTAP 2.1 §6.1.2), the
+// client obtains a pinUvAuthToken with the makeCredential permission for
+// req.RP.ID, by built-in verification or by the PIN from Prompt.PIN, and
+// sends pinUvAuthParam; a key with built-in verification but no token
+// support is asked with the "uv" option instead.
+//
+// Errors: ErrInvalidRequest for a malformed request; an error matching
+// StatusCredentialExcluded when the key holds a credential from
+// ExcludeList; ErrPINRequired when a PIN is needed and Prompt.PIN is nil or
+// declined; a [*PINError] for a PIN the key refused; StatusPINNotSet when
+// verification is asked of a key whose PIN is not set;
+// StatusPINPolicyViolation when the key wants its PIN changed first;
+// ErrNotSupported when the key can verify no one, or cannot honour an
+// enforced credProtect; StatusUVBlocked when built-in verification is
+// blocked and there is no PIN; other [Status] values from the key.
 func (d *Device) MakeCredential(ctx context.Context, req *MakeCredentialRequest) (*Attestation, error) {
 	if err := checkHash(req.ClientDataHash); err != nil {
 		return nil, err
@@ -187,6 +217,9 @@ func (d *Device) MakeCredential(ctx context.Context, req *MakeCredentialRequest)
 	if n := len(req.User.ID); n < 1 || n > 64 {
 		return nil, invalidRequest("User.ID is %d bytes, want 1 to 64", n)
 	}
+	if err := checkMakeCredentialExtensions(req); err != nil {
+		return nil, err
+	}
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	info, err := d.infoLocked(ctx)
@@ -194,8 +227,70 @@ func (d *Device) MakeCredential(ctx context.Context, req *MakeCredentialRequest)
 		return nil, err
 	}
 	if !d.cbor {
+		if x := req.Extensions; x.EnforceCredProtect && x.CredProtect > CredProtectUVOptional {
+			return nil, fmt.Errorf("fido: makeCredential: credProtect on a U2F key: %w", ErrNotSupported)
+		}
 		return d.u2fRegister(ctx, req)
 	}
+	return d.makeCredential(ctx, info, req, nil)
+}
+
+// uvPlan is how a command gets the person verified.
+type uvPlan int
+
+const (
+	uvNone    uvPlan = iota // no verification
+	uvBuiltIn               // the "uv" option: the key verifies within the command
+	uvToken                 // a pinUvAuthToken and pinUvAuthParam
+)
+
+// planUV decides how to verify the person for makeCredential or
+// getAssertion (CTAP 2.1 §6.1 and §6.2, the platform's part): a token
+// whenever the key issues tokens for its built-in verification or has a
+// PIN, and the "uv" option for keys with built-in verification but no
+// tokens (CTAP 2.0 biometric keys). wanted says verification is needed.
+// Without any means, it fails with StatusPINNotSet (a PIN could be set)
+// or ErrNotSupported.
+func planUV(info *Info, op string, wanted bool) (uvPlan, error) {
+	if !wanted {
+		return uvNone, nil
+	}
+	builtIn, tokens := info.opt(optUV), info.opt(ctap.OptPinUvAuthToken)
+	pinSet, pinSupported := info.Option(optClientPIN)
+	switch {
+	case builtIn && tokens:
+		return uvToken, nil
+	case builtIn:
+		return uvBuiltIn, nil
+	case pinSet:
+		return uvToken, nil
+	case pinSupported:
+		return uvNone, fmt.Errorf("fido: %s: user verification needs a PIN and the key has none set (see SetPIN): %w", op, StatusPINNotSet)
+	}
+	return uvNone, fmt.Errorf("fido: %s: user verification asked of a key with neither a PIN nor built-in user verification: %w", op, ErrNotSupported)
+}
+
+// protected reports whether the key has some form of user verification
+// configured, so that it may demand a pinUvAuthParam (CTAP 2.1 §6.1.2).
+func protected(info *Info) bool { return info.opt(optClientPIN) || info.opt(optUV) }
+
+// needsToken reports whether err is a key asking for the user
+// verification the client did not provide: CTAP2_ERR_PUAT_REQUIRED (CTAP
+// 2.0's PIN_REQUIRED), or built-in verification that is blocked.
+func needsToken(err error) bool {
+	return errors.Is(err, StatusPUATRequired) || errors.Is(err, StatusUVBlocked)
+}
+
+// canToken reports whether the key can issue a pinUvAuthToken at all.
+func canToken(info *Info) bool {
+	return info.opt(optClientPIN) || info.opt(optUV) && info.opt(ctap.OptPinUvAuthToken)
+}
+
+// makeCredential runs authenticatorMakeCredential with the mutex held. A
+// non-nil tok is used as is (tests reuse tokens this way); otherwise one is
+// obtained when the plan needs it and wiped before returning.
+func (d *Device) makeCredential(ctx context.Context, info *Info, req *MakeCredentialRequest, tok *pinToken) (*Attestation, error) {
+	const op = "makeCredential"
 	algs := req.Algorithms
 	if len(algs) == 0 {
 		algs = []Algorithm{ES256}
@@ -208,13 +303,25 @@ func (d *Device) MakeCredential(ctx context.Context, req *MakeCredentialRequest)
 	for _, a := range algs {
 		p.PubKeyCredParams = append(p.PubKeyCredParams, ctap.CredentialParam{Type: "public-key", Alg: int64(a)})
 	}
-	if req.Discoverable || req.UserVerification {
-		p.Options = map[string]bool{}
-		if req.Discoverable {
-			p.Options[ctap.OptRK] = true
+	ext, err := makeCredentialExtensions(info, req)
+	if err != nil {
+		return nil, err
+	}
+	p.Extensions = ext
+	// CTAP 2.1 §6.1.2: a protected key demands verification for
+	// every credential unless makeCredUvNotRqd lets non-discoverable ones
+	// through; asking up front saves a refused round trip.
+	demanded := info.opt(ctap.OptAlwaysUv) ||
+		protected(info) && !(info.opt(ctap.OptMakeCredUvNotRqd) && !req.Discoverable)
+	plan := uvToken
+	if tok == nil {
+		plan, err = planUV(info, op, req.UserVerification || demanded)
+		if err != nil && !req.UserVerification {
+			// Only a demand the key made: let the key answer for itself.
+			plan, err = uvNone, nil
 		}
-		if req.UserVerification {
-			p.Options[ctap.OptUV] = true
+		if err != nil {
+			return nil, err
 		}
 	}
 	// A key can only check as many excluded IDs at once as its limits
@@ -227,15 +334,61 @@ func (d *Device) MakeCredential(ctx context.Context, req *MakeCredentialRequest)
 	for _, id := range exclude {
 		p.ExcludeList = append(p.ExcludeList, ctap.CredentialDescriptor{Type: "public-key", ID: id})
 	}
-	body, err := d.call(ctx, ctap.CmdMakeCredential, p, d.touchOnce())
+	tr := tokenRequest{op: op, perms: pinuv.PermMakeCredential, rpID: req.RP.ID}
+	if tok == nil && plan == uvToken {
+		if tok, err = d.token(ctx, info, tr); err != nil {
+			return nil, err
+		}
+		defer tok.wipe()
+	}
+	body, err := d.sendMakeCredential(ctx, p, req.Discoverable, plan, tok)
+	if err != nil && needsToken(err) && plan != uvToken && canToken(info) {
+		// The key wants verification the client did not plan for (its
+		// getInfo was stale, or its built-in verification is blocked):
+		// get a token, by PIN if built-in verification just failed, and
+		// ask once more. Nothing was signed yet.
+		tr.skipUV = plan == uvBuiltIn
+		tok, terr := d.token(ctx, info, tr)
+		if terr != nil {
+			return nil, fmt.Errorf("%w; then getting a pinUvAuthToken: %w", err, terr)
+		}
+		defer tok.wipe()
+		body, err = d.sendMakeCredential(ctx, p, req.Discoverable, uvToken, tok)
+	}
 	if err != nil {
 		return nil, err
 	}
 	r, err := ctap.DecodeMakeCredentialResponse(body)
 	if err != nil {
-		return nil, &ResponseError{Op: "makeCredential", Err: err}
+		return nil, &ResponseError{Op: op, Err: err}
 	}
-	return attestationFrom(req.RP.ID, r.Format, r.AuthData, r.AttStmt)
+	att, err := attestationFrom(req.RP.ID, r.Format, r.AuthData, r.AttStmt)
+	if err != nil {
+		return nil, err
+	}
+	if err := attestationExtensions(att, req, r); err != nil {
+		return nil, err
+	}
+	return att, nil
+}
+
+// sendMakeCredential sends p with the options and pinUvAuthParam of plan.
+func (d *Device) sendMakeCredential(ctx context.Context, p *ctap.MakeCredentialRequest, rk bool, plan uvPlan, tok *pinToken) ([]byte, error) {
+	p.Options, p.PinUvAuthParam, p.PinUvAuthProtocol = nil, nil, 0
+	if rk || plan == uvBuiltIn {
+		p.Options = map[string]bool{}
+		if rk {
+			p.Options[ctap.OptRK] = true
+		}
+		if plan == uvBuiltIn {
+			p.Options[ctap.OptUV] = true
+		}
+	}
+	if plan == uvToken {
+		p.PinUvAuthParam = tok.auth(p.ClientDataHash)
+		p.PinUvAuthProtocol = tok.proto.Version()
+	}
+	return d.call(ctx, ctap.CmdMakeCredential, p, d.touchOnce())
 }
 
 func attestationFrom(rpID, format string, authData, stmt []byte) (*Attestation, error) {
@@ -324,15 +477,29 @@ func (d *Device) probe(ctx context.Context, rpID string, ids [][]byte) ([]byte, 
 	return nil, &ResponseError{Op: "getAssertion", Err: errors.New("no credential in answer to a multi-credential allowList")}
 }
 
-// GetAssertion signs in with the key. With an AllowList the key uses the
-// first listed credential it holds; without one it returns an assertion for
-// every discoverable credential it holds for the RP, newest first.
+// GetAssertion signs in with the key (CTAP 2.1 §6.2 and §6.3). With an
+// AllowList the key uses the first listed credential it holds; without one
+// it returns an assertion for every discoverable credential it holds for
+// the RP, newest first.
+//
+// When req.UserVerification is set, or the key has alwaysUv, the client
+// obtains a pinUvAuthToken with the getAssertion permission for req.RPID,
+// as [Device.MakeCredential] does. Credentials with credProtect
+// CredProtectUVRequired are invisible without it.
+//
+// Errors: ErrInvalidRequest for a malformed request; an error matching
+// StatusNoCredentials when the key holds none of the credentials asked
+// for; the PIN and verification errors of [Device.MakeCredential]; other
+// [Status] values from the key.
 func (d *Device) GetAssertion(ctx context.Context, req *GetAssertionRequest) ([]*Assertion, error) {
 	if err := checkHash(req.ClientDataHash); err != nil {
 		return nil, err
 	}
 	if req.RPID == "" {
 		return nil, invalidRequest("RPID is empty")
+	}
+	if err := checkGetAssertionExtensions(req); err != nil {
+		return nil, err
 	}
 	d.mu.Lock()
 	defer d.mu.Unlock()
@@ -342,6 +509,20 @@ func (d *Device) GetAssertion(ctx context.Context, req *GetAssertionRequest) ([]
 	}
 	if !d.cbor {
 		return d.u2fAuthenticate(ctx, req)
+	}
+	return d.getAssertion(ctx, info, req, nil)
+}
+
+// getAssertion runs authenticatorGetAssertion and getNextAssertion with
+// the mutex held; tok is as for makeCredential.
+func (d *Device) getAssertion(ctx context.Context, info *Info, req *GetAssertionRequest, tok *pinToken) ([]*Assertion, error) {
+	const op = "getAssertion"
+	plan := uvToken
+	if tok == nil {
+		var err error
+		if plan, err = planUV(info, op, req.UserVerification || info.opt(ctap.OptAlwaysUv)); err != nil {
+			return nil, err
+		}
 	}
 	allow := req.AllowList
 	if limit := listLimit(info); len(allow) > limit {
@@ -363,20 +544,29 @@ func (d *Device) GetAssertion(ctx context.Context, req *GetAssertionRequest) ([]
 	for _, id := range allow {
 		p.AllowList = append(p.AllowList, ctap.CredentialDescriptor{Type: "public-key", ID: id})
 	}
-	if req.NoUserPresence || req.UserVerification {
-		p.Options = map[string]bool{}
-		if req.NoUserPresence {
-			p.Options[ctap.OptUP] = false
+	tr := tokenRequest{op: op, perms: pinuv.PermGetAssertion, rpID: req.RPID}
+	if tok == nil && plan == uvToken {
+		var err error
+		if tok, err = d.token(ctx, info, tr); err != nil {
+			return nil, err
 		}
-		if req.UserVerification {
-			p.Options[ctap.OptUV] = true
-		}
+		defer tok.wipe()
 	}
-	body, err := d.call(ctx, ctap.CmdGetAssertion, p, d.touchOnce())
+	body, hs, err := d.sendGetAssertion(ctx, info, p, req, plan, tok)
+	if err != nil && needsToken(err) && plan != uvToken && canToken(info) {
+		tr.skipUV = plan == uvBuiltIn
+		tok, terr := d.token(ctx, info, tr)
+		if terr != nil {
+			return nil, fmt.Errorf("%w; then getting a pinUvAuthToken: %w", err, terr)
+		}
+		defer tok.wipe()
+		body, hs, err = d.sendGetAssertion(ctx, info, p, req, uvToken, tok)
+	}
+	defer hs.wipe()
 	if err != nil {
 		return nil, err
 	}
-	first, err := d.assertionFrom(req, allow, body)
+	first, err := d.assertionFrom(req, allow, body, hs)
 	if err != nil {
 		return nil, err
 	}
@@ -387,7 +577,7 @@ func (d *Device) GetAssertion(ctx context.Context, req *GetAssertionRequest) ([]
 		if err != nil {
 			return nil, err
 		}
-		next, err := d.assertionFrom(req, allow, body)
+		next, err := d.assertionFrom(req, allow, body, hs)
 		if err != nil {
 			return nil, err
 		}
@@ -396,12 +586,45 @@ func (d *Device) GetAssertion(ctx context.Context, req *GetAssertionRequest) ([]
 	return out, nil
 }
 
+// sendGetAssertion sends p with the options, pinUvAuthParam and extensions
+// of plan and req. The hmac-secret key agreement is made here, after any
+// token was obtained, since a key may replace its key agreement key while
+// issuing one; the returned state decrypts the outputs and is wiped by the
+// caller.
+func (d *Device) sendGetAssertion(ctx context.Context, info *Info, p *ctap.GetAssertionRequest, req *GetAssertionRequest, plan uvPlan, tok *pinToken) ([]byte, *hmacSecretState, error) {
+	p.Options, p.PinUvAuthParam, p.PinUvAuthProtocol = nil, nil, 0
+	if req.NoUserPresence || plan == uvBuiltIn {
+		p.Options = map[string]bool{}
+		if req.NoUserPresence {
+			p.Options[ctap.OptUP] = false
+		}
+		if plan == uvBuiltIn {
+			p.Options[ctap.OptUV] = true
+		}
+	}
+	if plan == uvToken {
+		p.PinUvAuthParam = tok.auth(p.ClientDataHash)
+		p.PinUvAuthProtocol = tok.proto.Version()
+	}
+	ext, hs, err := d.getAssertionExtensions(ctx, info, req)
+	if err != nil {
+		return nil, nil, err
+	}
+	p.Extensions = ext
+	body, err := d.call(ctx, ctap.CmdGetAssertion, p, d.touchOnce())
+	if err != nil {
+		hs.wipe()
+		return nil, nil, err
+	}
+	return body, hs, nil
+}
+
 type assertionAndCount struct {
 	a *Assertion
 	n int
 }
 
-func (d *Device) assertionFrom(req *GetAssertionRequest, allow [][]byte, body []byte) (assertionAndCount, error) {
+func (d *Device) assertionFrom(req *GetAssertionRequest, allow [][]byte, body []byte, hs *hmacSecretState) (assertionAndCount, error) {
 	r, err := ctap.DecodeGetAssertionResponse(body)
 	if err != nil {
 		return assertionAndCount{}, &ResponseError{Op: "getAssertion", Err: err}
@@ -435,6 +658,9 @@ func (d *Device) assertionFrom(req *GetAssertionRequest, allow [][]byte, body []
 	}
 	if r.User != nil {
 		a.User = &User{ID: r.User.ID, Name: r.User.Name, DisplayName: r.User.DisplayName}
+	}
+	if err := assertionExtensions(a, req, ad, r, hs); err != nil {
+		return assertionAndCount{}, err
 	}
 	n := r.NumberOfCredentials
 	if n < 1 {

@@ -45,6 +45,16 @@ const (
 	StatusUVBlocked            = ctap.StatusUVBlocked
 	StatusUVInvalid            = ctap.StatusUVInvalid
 	StatusOther                = ctap.StatusOther
+
+	// StatusUnauthorizedPermission means a pinUvAuthToken lacks the
+	// permission the command needs (CTAP 2.1 §6.5.5.7).
+	StatusUnauthorizedPermission = ctap.StatusUnauthorizedPermission
+	// StatusIntegrityFailure means a large-blob array failed its hash
+	// check (CTAP 2.1 §6.10).
+	StatusIntegrityFailure     = ctap.StatusIntegrityFailure
+	StatusInvalidSubcommand    = ctap.StatusInvalidSubcommand
+	StatusLargeBlobStorageFull = ctap.StatusLargeBlobStorageFull
+	StatusActionTimeout        = ctap.StatusActionTimeout
 )
 
 // HIDError is a CTAPHID_ERROR code sent by a key (CTAP 2.1 §11.2.9.1.6),
@@ -82,7 +92,57 @@ var (
 	ErrInvalidResponse = errors.New("fido: invalid response from key")
 	// ErrDeviceGone means the key stopped answering mid-operation.
 	ErrDeviceGone = errors.New("fido: key stopped answering")
+	// ErrPINRequired means an operation needs the key's PIN and there was
+	// no Prompt.PIN callback to ask for it, or the callback declined
+	// (CTAP 2.1 §6.5). Nothing needing the PIN was sent to the key.
+	ErrPINRequired = errors.New("fido: the key's PIN is required")
+	// ErrNoLargeBlob means the key's large-blob array holds no entry that
+	// the given largeBlobKey opens (CTAP 2.1 §6.10.3).
+	ErrNoLargeBlob = errors.New("fido: no large blob for this key")
 )
+
+// PINError reports a PIN the key refused (CTAP 2.1 §6.5.5.7 and
+// §6.5.5.6). Err is the key's status, which says what to do next:
+//
+//   - StatusPINInvalid: the PIN was wrong; Retries more wrong PINs block it.
+//   - StatusPINAuthBlocked: three wrong PINs in a row; the key accepts no
+//     PIN until it is unplugged and plugged in again (a power cycle).
+//   - StatusPINBlocked: no retries are left; only a reset, which erases
+//     every credential, makes the key usable again.
+//
+// Match it with errors.As, or match the status with errors.Is(err,
+// fido.StatusPINInvalid) and the like. The PIN itself is never part of the
+// error.
+type PINError struct {
+	// Retries is how many wrong PINs the key still accepts, from
+	// getPINRetries (CTAP 2.1 §6.5.5.2); -1 when the key did not say.
+	Retries int
+	// Err is StatusPINInvalid, StatusPINAuthBlocked or StatusPINBlocked.
+	Err error
+}
+
+func (e *PINError) Error() string {
+	switch {
+	case errors.Is(e.Err, StatusPINBlocked):
+		return "PIN blocked: no retries left, only a reset makes the key usable again: " + e.Err.Error()
+	case errors.Is(e.Err, StatusPINAuthBlocked):
+		return fmt.Sprintf("too many wrong PINs in a row: unplug the key and plug it in again (%s): %v", retriesLeft(e.Retries), e.Err)
+	}
+	return fmt.Sprintf("wrong PIN (%s): %v", retriesLeft(e.Retries), e.Err)
+}
+
+func retriesLeft(n int) string {
+	switch {
+	case n < 0:
+		return "retries left unknown"
+	case n == 1:
+		return "1 retry left"
+	}
+	return fmt.Sprintf("%d retries left", n)
+}
+
+// Unwrap returns the key's status.
+func (e *PINError) Unwrap() error { return e.Err }
 
 // ResponseError reports a response from a key that does not parse or breaks
 // the protocol. It matches ErrInvalidResponse and unwraps to the precise

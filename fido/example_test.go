@@ -2,9 +2,13 @@ package fido_test
 
 import (
 	"context"
+	"crypto/sha256"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"log"
+	"slices"
+	"strings"
 
 	"github.com/go-webauthn/webauthn/protocol"
 	gowebauthn "github.com/go-webauthn/webauthn/webauthn"
@@ -116,4 +120,144 @@ func ExampleOpen() {
 		log.Fatal(err)
 	}
 	fmt.Println(keys[0].Product, info.Versions)
+}
+
+// Set a PIN on a new key, then enroll with user verification: the client
+// asks Prompt.PIN for the PIN only when the key needs it.
+func ExampleDevice_SetPIN() {
+	ctx := context.Background()
+	key, err := virtual.New(nil)
+	if err != nil {
+		log.Fatal(err)
+	}
+	defer key.Close()
+	dev, err := key.Open(ctx, &fido.Opener{Prompt: fido.Prompt{
+		PIN: func(ctx context.Context, req fido.PINRequest) (string, error) {
+			fmt.Printf("PIN asked for %s on %s (%d tries left)\n", req.Op, req.RPID, req.Retries)
+			return "4096-lemon", nil // in a program: read it from the person
+		},
+	}})
+	if err != nil {
+		log.Fatal(err)
+	}
+	defer dev.Close()
+
+	if err := dev.SetPIN(ctx, "4096-lemon"); err != nil {
+		log.Fatal(err)
+	}
+	hash := sha256.Sum256([]byte("client data"))
+	att, err := dev.MakeCredential(ctx, &fido.MakeCredentialRequest{
+		ClientDataHash:   hash[:],
+		RP:               fido.RelyingParty{ID: "example.com"},
+		User:             fido.User{ID: []byte("user-42"), Name: "alice@example.com"},
+		UserVerification: true,
+	})
+	if err != nil {
+		log.Fatal(err)
+	}
+	fmt.Println("user verified:", att.UserVerified)
+
+	// A wrong PIN says how many tries are left.
+	err = dev.ChangePIN(ctx, "not-the-pin", "8192-lime")
+	var pe *fido.PINError
+	if errors.As(err, &pe) && errors.Is(err, fido.StatusPINInvalid) {
+		fmt.Println("wrong PIN,", pe.Retries, "tries left")
+	}
+	// Output:
+	// PIN asked for makeCredential on example.com (8 tries left)
+	// user verified: true
+	// wrong PIN, 7 tries left
+}
+
+// List and delete the discoverable credentials a key holds, as a key
+// manager does.
+func ExampleDevice_Credentials() {
+	ctx := context.Background()
+	key, err := virtual.New(&virtual.Config{PIN: "4096-lemon"})
+	if err != nil {
+		log.Fatal(err)
+	}
+	defer key.Close()
+	dev, err := key.Open(ctx, &fido.Opener{Prompt: fido.Prompt{
+		PIN: func(context.Context, fido.PINRequest) (string, error) { return "4096-lemon", nil },
+	}})
+	if err != nil {
+		log.Fatal(err)
+	}
+	defer dev.Close()
+	for _, u := range []string{"alice", "bob"} {
+		hash := sha256.Sum256([]byte("client data"))
+		if _, err := dev.MakeCredential(ctx, &fido.MakeCredentialRequest{
+			ClientDataHash: hash[:],
+			RP:             fido.RelyingParty{ID: "example.com", Name: "Example"},
+			User:           fido.User{ID: []byte("id-" + u), Name: u + "@example.com"},
+			Discoverable:   true,
+		}); err != nil {
+			log.Fatal(err)
+		}
+	}
+
+	var cm fido.CredentialManager = dev // or any backend that offers it
+	rps, err := cm.RelyingParties(ctx)
+	if err != nil {
+		log.Fatal(err)
+	}
+	for _, rp := range rps {
+		creds, err := cm.Credentials(ctx, rp.ID)
+		if err != nil {
+			log.Fatal(err)
+		}
+		slices.SortFunc(creds, func(a, b fido.Credential) int { return strings.Compare(a.User.Name, b.User.Name) })
+		for _, c := range creds {
+			fmt.Println(rp.ID, c.User.Name, c.Algorithm)
+		}
+		if err := cm.DeleteCredential(ctx, creds[0].ID); err != nil {
+			log.Fatal(err)
+		}
+	}
+	md, err := cm.CredentialsMetadata(ctx)
+	if err != nil {
+		log.Fatal(err)
+	}
+	fmt.Println(md.Existing, "credential left")
+	// Output:
+	// example.com alice@example.com ES256
+	// example.com bob@example.com ES256
+	// 1 credential left
+}
+
+// Keep a small secret with a credential in the key's large-blob store.
+func ExampleDevice_WriteLargeBlob() {
+	ctx := context.Background()
+	key, err := virtual.New(nil)
+	if err != nil {
+		log.Fatal(err)
+	}
+	defer key.Close()
+	dev, err := key.Open(ctx, nil)
+	if err != nil {
+		log.Fatal(err)
+	}
+	defer dev.Close()
+	hash := sha256.Sum256([]byte("client data"))
+	att, err := dev.MakeCredential(ctx, &fido.MakeCredentialRequest{
+		ClientDataHash: hash[:],
+		RP:             fido.RelyingParty{ID: "example.com"},
+		User:           fido.User{ID: []byte("user-42")},
+		Discoverable:   true,
+		Extensions:     fido.MakeCredentialExtensions{LargeBlobKey: true},
+	})
+	if err != nil {
+		log.Fatal(err)
+	}
+	blobKey := att.Extensions.LargeBlobKey
+	if err := dev.WriteLargeBlob(ctx, blobKey, []byte("ssh certificate, say")); err != nil {
+		log.Fatal(err)
+	}
+	data, err := dev.ReadLargeBlob(ctx, blobKey)
+	if err != nil {
+		log.Fatal(err)
+	}
+	fmt.Printf("%s\n", data)
+	// Output: ssh certificate, say
 }

@@ -14,6 +14,23 @@
 // that may wait for a person takes a context: cancelling it sends
 // CTAPHID_CANCEL to the key, which stops waiting for a touch.
 //
+// # PIN and user verification
+//
+// [Prompt.PIN] gives the client the key's PIN when an operation needs a
+// pinUvAuthToken (CTAP 2.1 §6.5): makeCredential and getAssertion with
+// UserVerification set or demanded by the key, and the management calls.
+// The client picks PIN/UV auth protocol two when the key offers it, else
+// one; it uses the key's built-in user verification when it can, and the
+// PIN otherwise; it asks for a token with exactly the permissions and
+// relying party the operation needs, and forgets token and PIN when the
+// operation returns.
+//
+// Managing a key goes through optional interfaces beside [Authenticator],
+// which [Device] implements and other backends may: [PINManager],
+// [CredentialManager], [Configurator] and [LargeBlobStore]. CTAP
+// extensions (hmac-secret, credProtect, credBlob, minPinLength,
+// largeBlobKey) are fields of the requests and results.
+//
 // # Relying parties and browsers
 //
 // [WebAuthnClient] does what a browser does with a key: it takes a relying
@@ -34,8 +51,11 @@
 //
 //	if errors.Is(err, fido.StatusCredentialExcluded) { ... }
 //
-// Framing errors reported by the key are [HIDError]s; a response that does
-// not parse is a [*ResponseError].
+// A PIN the key refused is a [*PINError] with the retries left; an
+// operation that needs a PIN nobody could give fails with [ErrPINRequired];
+// what the key cannot do at all is [ErrNotSupported]. Framing errors
+// reported by the key are [HIDError]s; a response that does not parse is a
+// [*ResponseError].
 package fido
 
 import (
@@ -122,9 +142,15 @@ type MakeCredentialRequest struct {
 	// Discoverable asks for a discoverable (resident) credential that the
 	// key stores, so a later sign-in needs no user name. Default false.
 	Discoverable bool
-	// UserVerification asks the key to verify the person itself
-	// (biometrics or on-device PIN). Default false: a touch only.
+	// UserVerification asks for the person to be verified, by the key's
+	// built-in user verification or by its PIN (asked for through
+	// Prompt.PIN). Default false: a touch only, unless the key itself
+	// demands verification (CTAP 2.1 §6.1.2: alwaysUv, or a PIN set
+	// without makeCredUvNotRqd), in which case it is done anyway.
 	UserVerification bool
+	// Extensions asks for CTAP extensions (CTAP 2.1 §12). The zero value
+	// asks for none.
+	Extensions MakeCredentialExtensions
 }
 
 // GetAssertionRequest asks a key to sign in (verify).
@@ -136,11 +162,16 @@ type GetAssertionRequest struct {
 	// AllowList holds the IDs of credentials to use. Empty means any
 	// discoverable credential the key holds for RPID.
 	AllowList [][]byte
-	// UserVerification asks the key to verify the person. Default false.
+	// UserVerification asks for the person to be verified, by the key's
+	// built-in user verification or by its PIN (asked for through
+	// Prompt.PIN). Default false, unless the key has alwaysUv set.
 	UserVerification bool
 	// NoUserPresence asks the key not to wait for a touch (a silent
 	// probe). Default false: the key waits for a touch.
 	NoUserPresence bool
+	// Extensions asks for CTAP extensions (CTAP 2.1 §12). The zero value
+	// asks for none.
+	Extensions GetAssertionExtensions
 }
 
 // Attestation is a new credential and the key's statement about it.
@@ -164,6 +195,8 @@ type Attestation struct {
 	SignCount uint32
 	// UserPresent and UserVerified are the UP and UV flags of AuthData.
 	UserPresent, UserVerified bool
+	// Extensions holds the key's extension outputs; zero when none.
+	Extensions AttestationExtensions
 }
 
 // Assertion is one signature by a credential.
@@ -180,6 +213,9 @@ type Assertion struct {
 	SignCount uint32
 	// UserPresent and UserVerified are the UP and UV flags of AuthData.
 	UserPresent, UserVerified bool
+	// Extensions holds the extension outputs, decrypted where need be;
+	// zero when none.
+	Extensions AssertionExtensions
 }
 
 // Info describes a key (CTAP 2.1 §6.4).
@@ -214,6 +250,25 @@ type Info struct {
 	MinPINLength int
 	// RemainingDiscoverableCredentials estimates free slots; -1 unknown.
 	RemainingDiscoverableCredentials int
+	// MaxSerializedLargeBlobArray is the size of the key's large-blob
+	// storage in bytes (CTAP 2.1 §6.10); 0 when it has none.
+	MaxSerializedLargeBlobArray int
+	// ForcePINChange is true when the key refuses its PIN until it is
+	// changed (CTAP 2.1 §6.11.4); see [Device.ChangePIN].
+	ForcePINChange bool
+	// MaxCredBlobLength is the longest credBlob the key stores (CTAP 2.1
+	// §12.2); 0 when it does not say.
+	MaxCredBlobLength int
+	// MaxRPIDsForSetMinPINLength bounds the rpIDs of
+	// [Device.SetMinPINLength]; 0 when the key takes none.
+	MaxRPIDsForSetMinPINLength int
+	// PreferredPlatformUVAttempts is how many times the client should try
+	// built-in user verification before falling back to the PIN (CTAP
+	// 2.1 §6.4); 0 when the key does not say, which the client reads as 1.
+	PreferredPlatformUVAttempts int
+	// UVModality is the FIDO registry's bit set of user verification
+	// methods the key has built in; 0 when it does not say.
+	UVModality uint64
 }
 
 // Supports reports whether the key lists version v (such as "FIDO_2_1").
@@ -236,14 +291,176 @@ func (i *Info) Option(id string) (value, supported bool) {
 	return value, supported
 }
 
-// Prompt is how a key's wait for a person reaches that person. A nil field
-// means the key waits silently.
+// Prompt is how a key's wait for a person reaches that person. A nil Touch
+// means the key waits silently; a nil PIN means operations that need the
+// PIN fail with an error wrapping [ErrPINRequired].
 type Prompt struct {
 	// Touch is called once per operation, when the key first says it is
 	// waiting for a touch (CTAPHID KEEPALIVE with status UPNEEDED, or a U2F
 	// key answering "conditions not satisfied"). Show "Touch your security
 	// key" here. It must not block.
 	Touch func()
+	// PIN asks the person for the key's PIN. It is called only when an
+	// operation needs a pinUvAuthToken (CTAP 2.1 §6.5.5.7) and the key's
+	// built-in user verification is absent, failed or blocked, and again
+	// after a wrong PIN, with req.Retry set, until the PIN is right or the
+	// key blocks it. Return an error to decline; the operation then fails
+	// with an error wrapping ErrPINRequired and the returned error.
+	//
+	// It runs while the Device is busy with the operation, so it must not
+	// call the Device itself.
+	//
+	// The PIN returned is used for this one operation and not kept: the
+	// client derives from it the padded and hashed forms the protocol
+	// needs, zeroes those when done, and never puts it in an error or a
+	// log.
+	PIN func(ctx context.Context, req PINRequest) (string, error)
+}
+
+// PINRequest tells a [Prompt.PIN] callback why the PIN is needed.
+type PINRequest struct {
+	// Op names the operation that needs the PIN: "makeCredential",
+	// "getAssertion", "credentialManagement", "config" or "largeBlobs".
+	Op string
+	// RPID is the relying party the operation is for; empty for key
+	// management.
+	RPID string
+	// Retries is how many wrong PINs the key still accepts before it
+	// blocks the PIN for good (CTAP 2.1 §6.5.5.2); -1 when unknown.
+	Retries int
+	// Retry is true when the previous PIN given for this operation was
+	// wrong.
+	Retry bool
+	// UVFailed is true when the key's built-in user verification
+	// (fingerprint and the like) failed or is blocked, so the PIN is the
+	// fallback.
+	UVFailed bool
+}
+
+// CredProtect is a credential protection policy (CTAP 2.1 §12.1): when a
+// key may use or reveal a credential without user verification.
+type CredProtect int
+
+// Credential protection policies (CTAP 2.1 §12.1). The zero value means
+// no policy asked for, which keys treat as CredProtectUVOptional.
+const (
+	// CredProtectUVOptional (userVerificationOptional) lets the
+	// credential be used with or without user verification.
+	CredProtectUVOptional CredProtect = 1
+	// CredProtectUVOptionalWithCredentialIDList
+	// (userVerificationOptionalWithCredentialIDList) needs user
+	// verification unless the caller names the credential in an allow
+	// list, so a discoverable credential is not revealed to anyone who
+	// holds the key.
+	CredProtectUVOptionalWithCredentialIDList CredProtect = 2
+	// CredProtectUVRequired (userVerificationRequired) needs user
+	// verification for every use; without it the key acts as if it did
+	// not hold the credential.
+	CredProtectUVRequired CredProtect = 3
+)
+
+func (c CredProtect) String() string {
+	switch c {
+	case 0:
+		return "none"
+	case CredProtectUVOptional:
+		return "userVerificationOptional"
+	case CredProtectUVOptionalWithCredentialIDList:
+		return "userVerificationOptionalWithCredentialIDList"
+	case CredProtectUVRequired:
+		return "userVerificationRequired"
+	}
+	return "credProtect(" + strconv.Itoa(int(c)) + ")"
+}
+
+// MakeCredentialExtensions are the CTAP extensions a new credential can ask
+// for (CTAP 2.1 §12). An extension the key does not list in getInfo is not
+// sent, and its output stays zero, except where a field says otherwise.
+type MakeCredentialExtensions struct {
+	// HMACSecret makes a credential that can derive secrets from salts
+	// (hmac-secret, CTAP 2.1 §12.5); see GetAssertionExtensions.HMACSecret.
+	HMACSecret bool
+	// CredProtect is the protection policy for the credential (credProtect,
+	// CTAP 2.1 §12.1). Zero asks for none.
+	CredProtect CredProtect
+	// EnforceCredProtect makes MakeCredential fail with ErrNotSupported,
+	// before the key is asked, when CredProtect is above
+	// CredProtectUVOptional and the key does not support credProtect
+	// (CTAP 2.1 §12.1, enforceCredentialProtectionPolicy).
+	EnforceCredProtect bool
+	// CredBlob is a small blob for the key to store with the credential
+	// (credBlob, CTAP 2.1 §12.2), at most Info.MaxCredBlobLength bytes.
+	// Nil stores none.
+	CredBlob []byte
+	// MinPINLength asks the key to report its minimum PIN length in the
+	// attestation, which it does only for relying parties it was told to
+	// (minPinLength, CTAP 2.1 §12.4; see [Device.SetMinPINLength]).
+	MinPINLength bool
+	// LargeBlobKey asks for the credential's key to the large-blob store
+	// (largeBlobKey, CTAP 2.1 §12.3). Only discoverable credentials have
+	// one: with Discoverable false the request is invalid.
+	LargeBlobKey bool
+}
+
+// GetAssertionExtensions are the CTAP extensions a sign-in can ask for
+// (CTAP 2.1 §12). The zero value asks for none.
+type GetAssertionExtensions struct {
+	// HMACSecret derives one or two secrets from salts (hmac-secret, CTAP
+	// 2.1 §12.5). The client does the key agreement and the salt
+	// encryption; the outputs come back decrypted in
+	// AssertionExtensions.HMACSecret. Nil asks for none.
+	HMACSecret *HMACSecretInput
+	// CredBlob asks for the blob stored with the credential (credBlob,
+	// CTAP 2.1 §12.2).
+	CredBlob bool
+	// LargeBlobKey asks for the credential's key to the large-blob store
+	// (largeBlobKey, CTAP 2.1 §12.3).
+	LargeBlobKey bool
+}
+
+// HMACSecretInput holds the salts of an hmac-secret request (CTAP 2.1
+// §12.5). Salt1 is required; Salt2 is optional. Each is 32 bytes.
+type HMACSecretInput struct {
+	Salt1, Salt2 []byte
+}
+
+// HMACSecretOutput holds the secrets an hmac-secret credential derived:
+// HMAC-SHA-256 of each salt under a per-credential key, one key for
+// sign-ins with user verification and another for those without (CTAP 2.1
+// §12.5). Output2 is nil when only one salt was given.
+type HMACSecretOutput struct {
+	Output1, Output2 []byte
+}
+
+// AttestationExtensions are the extension outputs of a new credential
+// (CTAP 2.1 §12). Zero fields were not reported.
+type AttestationExtensions struct {
+	// HMACSecret is true when the credential supports hmac-secret.
+	HMACSecret bool
+	// CredProtect is the protection policy the key applied; 0 when it
+	// reported none.
+	CredProtect CredProtect
+	// CredBlobStored is true when the key stored the credBlob.
+	CredBlobStored bool
+	// MinPINLength is the key's minimum PIN length, when it reported it.
+	MinPINLength int
+	// LargeBlobKey is the credential's 32-byte key to the large-blob
+	// store; nil when not asked for or not supported.
+	LargeBlobKey []byte
+}
+
+// AssertionExtensions are the extension outputs of a sign-in (CTAP 2.1
+// §12). Zero fields were not reported.
+type AssertionExtensions struct {
+	// HMACSecret holds the derived secrets; nil when not asked for or the
+	// credential has no hmac-secret.
+	HMACSecret *HMACSecretOutput
+	// CredBlob is the blob stored with the credential; nil when not asked
+	// for, empty when none was stored.
+	CredBlob []byte
+	// LargeBlobKey is the credential's 32-byte key to the large-blob
+	// store; nil when not asked for or the credential has none.
+	LargeBlobKey []byte
 }
 
 // RPIDHash returns SHA-256 of a relying party ID, as keys store it.

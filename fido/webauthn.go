@@ -150,7 +150,16 @@ var errCeremonyTimeout = errors.New("the relying party's timeout passed")
 //
 // A WebAuthnClient holds no state of its own; it is safe for concurrent use
 // if its Authenticator is. The Authenticator's Prompt reaches the person
-// when the key waits for a touch.
+// when the key waits for a touch, and asks for the key's PIN when user
+// verification is required (or preferred) and the key has a PIN but no
+// built-in verification; a "preferred" ceremony whose PIN nobody gives
+// goes on without verification, as a browser's does.
+//
+// Extensions (WebAuthn L3 §9, §10, CTAP 2.1 §12): prf (onto hmac-secret,
+// WebAuthn L3 §10.1.4; evaluation at creation is not supported, as it
+// needs CTAP 2.2), credProps, credentialProtectionPolicy and
+// enforceCredentialProtectionPolicy, credBlob and getCredBlob,
+// minPinLength, hmacCreateSecret and hmacGetSecret. Others are ignored.
 type WebAuthnClient struct {
 	// Authenticator is the key; required.
 	Authenticator Authenticator
@@ -200,6 +209,7 @@ type creationOptions struct {
 	RequireResidentKey bool
 	UserVerification   string // "required", "preferred", "discouraged" or ""
 	Attestation        string // "none", "indirect", "direct", "enterprise" or ""
+	Ext                creationExtensions
 }
 
 // requestOptions is PublicKeyCredentialRequestOptions (WebAuthn L3 §5.5)
@@ -211,6 +221,7 @@ type requestOptions struct {
 	RPIDPresent      bool
 	Allow            []descriptor
 	UserVerification string // "required", "preferred", "discouraged" or ""
+	Ext              requestExtensions
 }
 
 // Create registers the key with a relying party, as
@@ -284,6 +295,9 @@ func (c *WebAuthnClient) Create(ctx context.Context, options []byte) ([]byte, er
 	if err != nil {
 		return nil, err
 	}
+	if err := credProtectError(info, &opts.Ext); err != nil {
+		return nil, err
+	}
 	req := &MakeCredentialRequest{
 		ClientDataHash:   hash[:],
 		RP:               opts.RP,
@@ -292,16 +306,23 @@ func (c *WebAuthnClient) Create(ctx context.Context, options []byte) ([]byte, er
 		Discoverable:     discoverable,
 		UserVerification: uv,
 	}
+	opts.Ext.apply(req)
 	for _, d := range opts.Exclude {
 		if d.Type == "public-key" {
 			req.ExcludeList = append(req.ExcludeList, d.ID)
 		}
 	}
 	att, err := c.Authenticator.MakeCredential(cctx, req)
+	if err != nil && uv && opts.UserVerification != "required" && errors.Is(err, ErrPINRequired) {
+		// "preferred" verification the person declined (or nobody can
+		// be asked for the PIN): go on without it, as a browser does.
+		req.UserVerification = false
+		att, err = c.Authenticator.MakeCredential(cctx, req)
+	}
 	if err != nil {
 		return nil, ceremonyFailure("create", ctx, cctx, err)
 	}
-	return registrationResponse(att, opts.Attestation, cdj, info)
+	return registrationResponse(att, opts.Attestation, cdj, info, opts.Ext.results(att, discoverable))
 }
 
 // Get signs in to a relying party with the key, as
@@ -347,7 +368,14 @@ func (c *WebAuthnClient) Get(ctx context.Context, options []byte) ([]byte, error
 	if len(opts.Allow) > 0 && len(req.AllowList) == 0 {
 		return nil, &CeremonyError{Err: fmt.Errorf("no allowCredentials entry of type \"public-key\": %w", StatusNoCredentials)}
 	}
+	if err := c.prepareExtensions(cctx, req, &opts.Ext); err != nil {
+		return nil, ceremonyFailure("get", ctx, cctx, err)
+	}
 	as, err := c.Authenticator.GetAssertion(cctx, req)
+	if err != nil && uv && opts.UserVerification != "required" && errors.Is(err, ErrPINRequired) {
+		req.UserVerification = false
+		as, err = c.Authenticator.GetAssertion(cctx, req)
+	}
 	if err != nil {
 		return nil, ceremonyFailure("get", ctx, cctx, err)
 	}
@@ -365,7 +393,7 @@ func (c *WebAuthnClient) Get(ctx context.Context, options []byte) ([]byte, error
 		}
 		a = as[i]
 	}
-	return authenticationResponse(a, cdj)
+	return authenticationResponse(a, cdj, opts.Ext.results(a))
 }
 
 // ceremonyContext bounds a ceremony by the options' timeout (WebAuthn L3
@@ -407,15 +435,20 @@ func ceremonyFailure(op string, parent, ctx context.Context, err error) error {
 // userVerification decides whether to ask the key for user verification
 // (WebAuthn L3 §5.1.3 "effective user verification requirement for
 // credential creation" and §5.1.4.2 for assertion). A key is capable when
-// its "uv" option is true: built-in verification, configured. PIN-based
-// verification is not offered here, so a key with only clientPin cannot
-// meet "required".
+// its built-in verification is configured ("uv" true) or it has a PIN set
+// ("clientPin" true), which the Authenticator asks the person for through
+// Prompt.PIN. A key with neither cannot meet "required"; when it could
+// have a PIN, the error also matches StatusPINNotSet.
 func userVerification(info *Info, requirement string) (bool, error) {
-	capable, _ := info.Option("uv")
+	capable := info.opt(optUV) || info.opt(optClientPIN)
 	switch requirement {
 	case "required":
 		if !capable {
-			return false, &CeremonyError{Err: fmt.Errorf("user verification required but the key has no built-in user verification: %w", ErrNotSupported)}
+			err := fmt.Errorf("user verification required but the key has neither a PIN nor built-in user verification: %w", ErrNotSupported)
+			if _, ok := info.Option(optClientPIN); ok {
+				err = fmt.Errorf("user verification required but the key has no PIN set and no built-in user verification: %w: %w", ErrNotSupported, StatusPINNotSet)
+			}
+			return false, &CeremonyError{Err: err}
 		}
 		return true, nil
 	case "discouraged":
@@ -427,7 +460,7 @@ func userVerification(info *Info, requirement string) (bool, error) {
 
 // registrationResponse builds RegistrationResponseJSON (WebAuthn L3 §5.1,
 // toJSON()), applying the attestation conveyance preference first.
-func registrationResponse(att *Attestation, conveyance string, cdj []byte, info *Info) ([]byte, error) {
+func registrationResponse(att *Attestation, conveyance string, cdj []byte, info *Info, ext map[string]any) ([]byte, error) {
 	format, stmt := conveyAttestation(att, conveyance)
 	attObj, err := attestationObject(format, att.AuthData, stmt)
 	if err != nil {
@@ -445,6 +478,7 @@ func registrationResponse(att *Attestation, conveyance string, cdj []byte, info 
 			AttestationObject:  b64(attObj),
 		},
 		AuthenticatorAttachment: "cross-platform",
+		ClientExtensionResults:  ext,
 		Type:                    "public-key",
 	}
 	if spki := subjectPublicKeyInfo(att); spki != nil {
@@ -527,7 +561,7 @@ func transports(info *Info) []string {
 
 // authenticationResponse builds AuthenticationResponseJSON (WebAuthn L3
 // §5.1, toJSON()).
-func authenticationResponse(a *Assertion, cdj []byte) ([]byte, error) {
+func authenticationResponse(a *Assertion, cdj []byte, ext map[string]any) ([]byte, error) {
 	id := b64(a.CredentialID)
 	r := authenticationResponseJSON{
 		ID:    id,
@@ -538,6 +572,7 @@ func authenticationResponse(a *Assertion, cdj []byte) ([]byte, error) {
 			Signature:         b64(a.Signature),
 		},
 		AuthenticatorAttachment: "cross-platform",
+		ClientExtensionResults:  ext,
 		Type:                    "public-key",
 	}
 	if a.User != nil && len(a.User.ID) > 0 {
@@ -552,7 +587,7 @@ type registrationResponseJSON struct {
 	RawID                   string                  `json:"rawId"`
 	Response                attestationResponseJSON `json:"response"`
 	AuthenticatorAttachment string                  `json:"authenticatorAttachment"`
-	ClientExtensionResults  struct{}                `json:"clientExtensionResults"`
+	ClientExtensionResults  map[string]any          `json:"clientExtensionResults"`
 	Type                    string                  `json:"type"`
 }
 
@@ -573,7 +608,7 @@ type authenticationResponseJSON struct {
 	RawID                   string                `json:"rawId"`
 	Response                assertionResponseJSON `json:"response"`
 	AuthenticatorAttachment string                `json:"authenticatorAttachment"`
-	ClientExtensionResults  struct{}              `json:"clientExtensionResults"`
+	ClientExtensionResults  map[string]any        `json:"clientExtensionResults"`
 	Type                    string                `json:"type"`
 }
 
@@ -1006,6 +1041,7 @@ func parseCreationOptions(data []byte) (*creationOptions, error) {
 		opts.UserVerification = p.enum(sel, f, "userVerification", "required", "preferred", "discouraged")
 	}
 	opts.Attestation = p.enum(o, "", "attestation", "none", "indirect", "direct", "enterprise")
+	opts.Ext = p.creationExtensions(o)
 	if p.err != nil {
 		return nil, p.err
 	}
@@ -1026,6 +1062,7 @@ func parseRequestOptions(data []byte) (*requestOptions, error) {
 	opts.RPID, opts.RPIDPresent = p.str(o, "", "rpId", true)
 	opts.Allow = p.descriptors(o, "allowCredentials")
 	opts.UserVerification = p.enum(o, "", "userVerification", "required", "preferred", "discouraged")
+	opts.Ext = p.requestExtensions(o, opts.Allow)
 	if p.err != nil {
 		return nil, p.err
 	}

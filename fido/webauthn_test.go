@@ -573,7 +573,10 @@ func TestCreateRequirements(t *testing.T) {
 		{"legacy requireResidentKey", map[string]bool{"rk": true}, map[string]any{"requireResidentKey": true}, true, false, nil},
 		{"unknown residentKey falls back to legacy", map[string]bool{"rk": true}, map[string]any{"residentKey": "x", "requireResidentKey": true}, true, false, nil},
 		{"uv required", map[string]bool{"uv": true}, map[string]any{"userVerification": "required"}, false, true, nil},
-		{"uv required, uv not configured", map[string]bool{"uv": false, "clientPin": true}, map[string]any{"userVerification": "required"}, false, false, ErrNotAllowed},
+		{"uv required, PIN set", map[string]bool{"uv": false, "clientPin": true}, map[string]any{"userVerification": "required"}, false, true, nil},
+		{"uv preferred, PIN set", map[string]bool{"clientPin": true}, map[string]any{"userVerification": "preferred"}, false, true, nil},
+		{"uv required, PIN not set", map[string]bool{"uv": false, "clientPin": false}, map[string]any{"userVerification": "required"}, false, false, ErrNotAllowed},
+		{"uv required, neither", map[string]bool{"rk": true}, map[string]any{"userVerification": "required"}, false, false, ErrNotAllowed},
 		{"uv discouraged", map[string]bool{"uv": true}, map[string]any{"userVerification": "discouraged"}, false, false, nil},
 		{"platform attachment", nil, map[string]any{"authenticatorAttachment": "platform"}, false, false, ErrNotAllowed},
 	}
@@ -852,6 +855,22 @@ func encodeCreationOptions(o *creationOptions) []byte {
 	if o.Attestation != "" {
 		m["attestation"] = o.Attestation
 	}
+	ext := map[string]any{
+		"credProps":                         o.Ext.CredProps,
+		"enforceCredentialProtectionPolicy": o.Ext.EnforceCredProtect,
+		"minPinLength":                      o.Ext.MinPINLength,
+		"hmacCreateSecret":                  o.Ext.HMACCreateSecret,
+	}
+	if o.Ext.CredProtect != 0 {
+		ext["credentialProtectionPolicy"] = o.Ext.CredProtect.String()
+	}
+	if o.Ext.CredBlob != nil {
+		ext["credBlob"] = b64(o.Ext.CredBlob)
+	}
+	if o.Ext.PRF {
+		ext["prf"] = map[string]any{}
+	}
+	m["extensions"] = ext
 	b, err := json.Marshal(m)
 	if err != nil {
 		panic(err)
@@ -870,6 +889,36 @@ func encodeRequestOptions(o *requestOptions) []byte {
 	if o.UserVerification != "" {
 		m["userVerification"] = o.UserVerification
 	}
+	ext := map[string]any{"getCredBlob": o.Ext.GetCredBlob}
+	if h := o.Ext.HMACGetSecret; h != nil {
+		hs := map[string]any{"salt1": b64(h.Salt1)}
+		if h.Salt2 != nil {
+			hs["salt2"] = b64(h.Salt2)
+		}
+		ext["hmacGetSecret"] = hs
+	}
+	if o.Ext.PRF {
+		prf := map[string]any{}
+		values := func(v prfValues) map[string]any {
+			m := map[string]any{"first": b64(v.First)}
+			if v.Second != nil {
+				m["second"] = b64(v.Second)
+			}
+			return m
+		}
+		if o.Ext.PRFEval != nil {
+			prf["eval"] = values(*o.Ext.PRFEval)
+		}
+		if o.Ext.PRFByCredential != nil {
+			by := map[string]any{}
+			for id, v := range o.Ext.PRFByCredential {
+				by[b64([]byte(id))] = values(v)
+			}
+			prf["evalByCredential"] = by
+		}
+		ext["prf"] = prf
+	}
+	m["extensions"] = ext
 	b, err := json.Marshal(m)
 	if err != nil {
 		panic(err)

@@ -1,0 +1,9 @@
+//go:build !linux
+
+package main
+
+import "io"
+
+// noEcho cannot turn off echo on this platform without a terminal
+// library; a PIN typed here is shown as typed. Use -pin instead.
+func noEcho(io.Reader) func() { return func() {} }
