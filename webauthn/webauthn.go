@@ -1,0 +1,385 @@
+package webauthn
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/base64"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net/url"
+	"strings"
+	"sync"
+	"time"
+	"unicode"
+	"unicode/utf8"
+
+	gowebauthn "github.com/go-webauthn/webauthn/webauthn"
+)
+
+// Defaults of Config.
+const (
+	// DefaultChallengeTimeout is how long a ceremony may take when
+	// Config.ChallengeTimeout is zero: the default of WebAuthn L3 §15.1.
+	DefaultChallengeTimeout = 5 * time.Minute
+	// DefaultMaxCredentials is how many keys a user may hold when
+	// Config.MaxCredentials is zero.
+	DefaultMaxCredentials = 8
+)
+
+// Limits on names, in bytes of UTF-8.
+const (
+	maxUserNameLen = 256
+	maxKeyNameLen  = 128
+	// maxCredentialIDLen is WebAuthn L3 §7.1 step 25.
+	maxCredentialIDLen = 1023
+	// challengeLen is the size of a challenge and of a challenge ID's
+	// randomness (WebAuthn L3 §13.4.3 asks for at least 16 bytes).
+	challengeLen = 32
+	// userIDLen is the size of a new user handle (§14.6.1: random, 64
+	// bytes at most).
+	userIDLen = 32
+)
+
+// Config sets up a [RelyingParty]. RPID, Origins and Store are required;
+// the zero value of every other field means the default documented on it.
+type Config struct {
+	// RPID is the relying party ID (WebAuthn L3 §5.1.2): a domain such as
+	// "example.com" that keys scope their credentials to. Required.
+	RPID string
+	// RPName is the name keys may show for the relying party. Empty means
+	// RPID.
+	RPName string
+	// Origins are the web origins whose pages run the ceremonies, such as
+	// "https://login.example.com": scheme, host and port only. Each
+	// host must be RPID or a subdomain of it, and the scheme https (or
+	// http on localhost). Required.
+	Origins []string
+	// Store keeps users, credentials and challenges. Required.
+	Store Store
+	// Policy is what the relying party asks of keys and accepts. The zero
+	// value is documented on [Policy].
+	Policy Policy
+	// ChallengeTimeout is how long a ceremony may take from Begin to
+	// Finish; it is also the timeout the options tell the browser. Zero
+	// means DefaultChallengeTimeout (5 minutes).
+	ChallengeTimeout time.Duration
+	// MaxCredentials is the most keys (active or deactivated) a user may
+	// hold. Zero means DefaultMaxCredentials (8); a negative value means
+	// no limit.
+	MaxCredentials int
+	// Now tells the time: challenge expiry, creation and last-use times,
+	// attestation certificate and metadata status dates. Nil means
+	// time.Now.
+	Now func() time.Time
+	// Rand is the source of challenges, challenge IDs and user handles.
+	// Nil means crypto/rand.Reader. Reads are serialised, so it need not
+	// be safe for concurrent use; anything but a cryptographically secure
+	// source is for tests only.
+	Rand io.Reader
+}
+
+// RelyingParty runs WebAuthn registration and sign-in ceremonies for
+// security keys, and manages users' keys, on top of go-webauthn and a
+// [Store]. Make one with [New]. It is safe for concurrent use, and any
+// number of RelyingParty values, in one process or many, may share a
+// Store: challenges are single-use and sign counts monotonic across all of
+// them.
+type RelyingParty struct {
+	rpID     string
+	rpName   string
+	origins  []string
+	store    Store
+	policy   *policy
+	timeout  time.Duration
+	maxCreds int
+	now      func() time.Time
+	w        *gowebauthn.WebAuthn
+
+	randMu sync.Mutex
+	rand   io.Reader
+}
+
+// New validates cfg and returns a RelyingParty.
+func New(cfg Config) (*RelyingParty, error) {
+	if cfg.RPID == "" {
+		return nil, errors.New("webauthn: Config.RPID is empty")
+	}
+	if cfg.Store == nil {
+		return nil, errors.New("webauthn: Config.Store is nil")
+	}
+	if len(cfg.Origins) == 0 {
+		return nil, errors.New("webauthn: Config.Origins is empty")
+	}
+	for _, o := range cfg.Origins {
+		if err := checkOrigin(o, cfg.RPID); err != nil {
+			return nil, fmt.Errorf("webauthn: Config.Origins: %w", err)
+		}
+	}
+	if cfg.ChallengeTimeout < 0 {
+		return nil, fmt.Errorf("webauthn: Config.ChallengeTimeout is negative (%v)", cfg.ChallengeTimeout)
+	}
+	pol, err := cfg.Policy.compile()
+	if err != nil {
+		return nil, err
+	}
+	rp := &RelyingParty{
+		rpID:     cfg.RPID,
+		rpName:   cfg.RPName,
+		origins:  append([]string(nil), cfg.Origins...),
+		store:    cfg.Store,
+		policy:   pol,
+		timeout:  cfg.ChallengeTimeout,
+		maxCreds: cfg.MaxCredentials,
+		now:      cfg.Now,
+		rand:     cfg.Rand,
+	}
+	if rp.rpName == "" {
+		rp.rpName = rp.rpID
+	}
+	if rp.timeout == 0 {
+		rp.timeout = DefaultChallengeTimeout
+	}
+	if rp.maxCreds == 0 {
+		rp.maxCreds = DefaultMaxCredentials
+	}
+	if rp.now == nil {
+		rp.now = time.Now
+	}
+	if rp.rand == nil {
+		rp.rand = rand.Reader
+	}
+	// go-webauthn builds the options and verifies responses. Its own
+	// session expiry stays off: the Store enforces ours, by Config.Now.
+	timeouts := gowebauthn.TimeoutConfig{Timeout: rp.timeout, TimeoutUVD: rp.timeout}
+	rp.w, err = gowebauthn.New(&gowebauthn.Config{
+		RPID:          rp.rpID,
+		RPDisplayName: rp.rpName,
+		RPOrigins:     rp.origins,
+		Timeouts:      gowebauthn.TimeoutsConfig{Login: timeouts, Registration: timeouts},
+	})
+	if err != nil {
+		return nil, fmt.Errorf("webauthn: configuring go-webauthn: %v", err)
+	}
+	return rp, nil
+}
+
+// checkOrigin checks that origin is a serialised origin whose host may use
+// rpID (WebAuthn L3 §5.1.3: rpID must equal the host or be a registrable
+// suffix of it).
+func checkOrigin(origin, rpID string) error {
+	u, err := url.Parse(origin)
+	if err != nil {
+		return fmt.Errorf("%q is not an origin: %v", origin, err)
+	}
+	if u.Host == "" || u.Path != "" || u.RawQuery != "" || u.Fragment != "" || u.User != nil || u.Opaque != "" {
+		return fmt.Errorf("%q is not an origin (want scheme://host[:port], nothing more)", origin)
+	}
+	host := u.Hostname()
+	local := host == "localhost" || strings.HasSuffix(host, ".localhost")
+	if u.Scheme != "https" && !(u.Scheme == "http" && local) {
+		return fmt.Errorf("origin %q: scheme must be https (or http for localhost)", origin)
+	}
+	if host != rpID && !strings.HasSuffix(host, "."+rpID) {
+		return fmt.Errorf("origin %q: host is neither RPID %q nor a subdomain of it", origin, rpID)
+	}
+	return nil
+}
+
+// Begin is the first half of a ceremony: what to send to the browser (or a
+// [github.com/fidokit/fidokit/fido.WebAuthnClient]) and the handle to
+// finish it with.
+type Begin struct {
+	// ChallengeID names the outstanding challenge; pass it to the Finish
+	// call. Keep it with the person's browser session (the HTTP handler
+	// puts it in a cookie); it is not a secret of the same rank as a
+	// session token, but it is single-use.
+	ChallengeID string
+	// Options is the WebAuthn JSON serialisation of the options:
+	// PublicKeyCredentialCreationOptionsJSON for a registration,
+	// PublicKeyCredentialRequestOptionsJSON for a sign-in (WebAuthn L3
+	// §5.1.8, §5.1.9). It is the inner object that
+	// PublicKeyCredential.parseCreationOptionsFromJSON and
+	// parseRequestOptionsFromJSON take, not wrapped in {"publicKey": ...};
+	// fido.WebAuthnClient takes either form.
+	Options json.RawMessage
+	// Expires is when the challenge stops being accepted.
+	Expires time.Time
+}
+
+// sessionEnvelope is what Challenge.Session holds: go-webauthn's session
+// data, plus the account a sign-up will create.
+type sessionEnvelope struct {
+	Session gowebauthn.SessionData `json:"session"`
+	Signup  *signup                `json:"signup,omitempty"`
+}
+
+// signup is an account to create when its first key registers.
+type signup struct {
+	Name        string `json:"name"`
+	DisplayName string `json:"displayName,omitempty"`
+}
+
+// waUser presents a user to go-webauthn.
+type waUser struct {
+	id          []byte
+	name        string
+	displayName string
+	creds       []gowebauthn.Credential
+}
+
+func (u *waUser) WebAuthnID() []byte                           { return u.id }
+func (u *waUser) WebAuthnName() string                         { return u.name }
+func (u *waUser) WebAuthnDisplayName() string                  { return u.displayName }
+func (u *waUser) WebAuthnCredentials() []gowebauthn.Credential { return u.creds }
+
+var _ gowebauthn.User = (*waUser)(nil)
+
+// random returns n bytes from Config.Rand.
+func (rp *RelyingParty) random(n int) ([]byte, error) {
+	b := make([]byte, n)
+	rp.randMu.Lock()
+	defer rp.randMu.Unlock()
+	if _, err := io.ReadFull(rp.rand, b); err != nil {
+		return nil, fmt.Errorf("webauthn: reading random bytes: %w", err)
+	}
+	return b, nil
+}
+
+// checkName checks a user or key name: valid UTF-8, no control
+// characters, at most max bytes, and (unless empty is allowed) not empty.
+func checkName(what, s string, max int, emptyOK bool) error {
+	switch {
+	case s == "" && !emptyOK:
+		return fmt.Errorf("%w: %s is empty", ErrInvalidRequest, what)
+	case len(s) > max:
+		return fmt.Errorf("%w: %s is longer than %d bytes", ErrInvalidRequest, what, max)
+	case !utf8.ValidString(s):
+		return fmt.Errorf("%w: %s is not valid UTF-8", ErrInvalidRequest, what)
+	case strings.ContainsFunc(s, unicode.IsControl):
+		return fmt.Errorf("%w: %s contains control characters", ErrInvalidRequest, what)
+	}
+	return nil
+}
+
+func checkID(what string, id []byte) error {
+	if len(id) == 0 {
+		return fmt.Errorf("%w: %s is empty", ErrInvalidRequest, what)
+	}
+	return nil
+}
+
+// CreateUser stores a new user with a random 32-byte user handle (WebAuthn
+// L3 §14.6.1). name identifies the account, such as an email address (1
+// to 256 bytes); displayName may be empty. Errors: [ErrInvalidRequest]
+// for a bad name, [ErrUserExists] if the name is taken.
+func (rp *RelyingParty) CreateUser(ctx context.Context, name, displayName string) (*User, error) {
+	if err := checkName("user name", name, maxUserNameLen, false); err != nil {
+		return nil, err
+	}
+	if err := checkName("display name", displayName, maxUserNameLen, true); err != nil {
+		return nil, err
+	}
+	id, err := rp.random(userIDLen)
+	if err != nil {
+		return nil, err
+	}
+	u := &User{ID: id, Name: name, DisplayName: displayName, Created: rp.now()}
+	if err := rp.store.CreateUser(ctx, u); err != nil {
+		if errors.Is(err, ErrExists) {
+			return nil, fmt.Errorf("creating user %q: %w", name, ErrUserExists)
+		}
+		return nil, fmt.Errorf("webauthn: creating user: %w", err)
+	}
+	return rp.User(ctx, id)
+}
+
+// User returns the user with the given ID, or [ErrUnknownUser].
+func (rp *RelyingParty) User(ctx context.Context, id []byte) (*User, error) {
+	if err := checkID("user ID", id); err != nil {
+		return nil, err
+	}
+	u, err := rp.store.User(ctx, id)
+	if err != nil {
+		if errors.Is(err, ErrNotFound) {
+			return nil, ErrUnknownUser
+		}
+		return nil, fmt.Errorf("webauthn: reading user: %w", err)
+	}
+	return u, nil
+}
+
+// UserByName returns the user with the given name, or [ErrUnknownUser].
+func (rp *RelyingParty) UserByName(ctx context.Context, name string) (*User, error) {
+	if err := checkName("user name", name, maxUserNameLen, false); err != nil {
+		return nil, err
+	}
+	u, err := rp.store.UserByName(ctx, name)
+	if err != nil {
+		if errors.Is(err, ErrNotFound) {
+			return nil, ErrUnknownUser
+		}
+		return nil, fmt.Errorf("webauthn: reading user: %w", err)
+	}
+	return u, nil
+}
+
+// saveChallenge stores a new challenge for a ceremony and returns its
+// Begin with the options.
+func (rp *RelyingParty) saveChallenge(ctx context.Context, c Ceremony, challenge, userID []byte, env *sessionEnvelope, options any) (*Begin, error) {
+	opts, err := json.Marshal(options)
+	if err != nil {
+		return nil, fmt.Errorf("webauthn: encoding options: %w", err)
+	}
+	session, err := json.Marshal(env)
+	if err != nil {
+		return nil, fmt.Errorf("webauthn: encoding session: %w", err)
+	}
+	idb, err := rp.random(challengeLen)
+	if err != nil {
+		return nil, err
+	}
+	ch := &Challenge{
+		ID:        base64.RawURLEncoding.EncodeToString(idb),
+		Challenge: challenge,
+		Ceremony:  c,
+		UserID:    userID,
+		Session:   session,
+		Expires:   rp.now().Add(rp.timeout),
+	}
+	if err := rp.store.SaveChallenge(ctx, ch); err != nil {
+		return nil, fmt.Errorf("webauthn: saving challenge: %w", err)
+	}
+	return &Begin{ChallengeID: ch.ID, Options: opts, Expires: ch.Expires}, nil
+}
+
+// takeChallenge takes the challenge id for one of the ceremonies wanted,
+// so that it can never be used again, and decodes its session.
+func (rp *RelyingParty) takeChallenge(ctx context.Context, id string, want ...Ceremony) (*Challenge, *sessionEnvelope, error) {
+	c := want[0]
+	if id == "" {
+		return nil, nil, reject(c, "challenge", ErrChallengeUnknown, "no challenge ID")
+	}
+	ch, err := rp.store.TakeChallenge(ctx, id, rp.now())
+	switch {
+	case errors.Is(err, ErrNotFound):
+		return nil, nil, reject(c, "challenge", ErrChallengeUnknown, "")
+	case errors.Is(err, ErrExpired):
+		return nil, nil, reject(c, "challenge", ErrExpired, "")
+	case err != nil:
+		return nil, nil, fmt.Errorf("webauthn: taking challenge: %w", err)
+	}
+	ok := false
+	for _, w := range want {
+		ok = ok || ch.Ceremony == w
+	}
+	if !ok {
+		return nil, nil, reject(c, "challenge", ErrChallengeUnknown, "the challenge was issued for %s", ch.Ceremony)
+	}
+	env := new(sessionEnvelope)
+	if err := json.Unmarshal(ch.Session, env); err != nil {
+		return nil, nil, fmt.Errorf("webauthn: decoding stored session of challenge: %w", err)
+	}
+	return ch, env, nil
+}
