@@ -265,7 +265,7 @@ func TestCredentialManagementPreview(t *testing.T) {
 				t.Fatal(err)
 			}
 			if _, ok := info.Option("credentialMgmtPreview"); !ok {
-				t.Skip("this virtual key does not offer credentialMgmtPreview")
+				t.Fatal("the CTAP 2.0 virtual key does not offer credentialMgmtPreview")
 			}
 			for _, u := range []string{"alice", "bob"} {
 				req := makeReq("example.com", u)

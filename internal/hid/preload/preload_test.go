@@ -239,7 +239,10 @@ func TestBuild(t *testing.T) {
 	so := BuildForTest(t)
 	nm, err := exec.LookPath("nm")
 	if err != nil {
-		t.Skip("nm not found (binutils)")
+		if os.Getenv("CI") == "true" {
+			t.Fatal("nm not found: install binutils (bash scripts/test.sh does)")
+		}
+		t.Skip("nm not found: install binutils")
 	}
 	out, err := exec.Command(nm, "-D", "--defined-only", so).CombinedOutput()
 	if err != nil {
