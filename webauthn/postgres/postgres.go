@@ -30,10 +30,6 @@ import (
 	"embed"
 	"errors"
 	"fmt"
-	"io/fs"
-	"path"
-	"strconv"
-	"strings"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -41,6 +37,7 @@ import (
 	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/fidokit/fidokit/webauthn"
+	"github.com/fidokit/fidokit/webauthn/internal/migrations"
 )
 
 // ErrSchemaTooNew is returned by [Open] for a database whose schema was
@@ -59,7 +56,7 @@ const (
 )
 
 //go:embed migrations/*.sql
-var migrations embed.FS
+var migrationFiles embed.FS
 
 // Store is a [webauthn.Store] on a PostgreSQL database. Open one with
 // [Open] and close it with [Store.Close].
@@ -103,35 +100,9 @@ func Open(ctx context.Context, connString string) (*Store, error) {
 // to finish.
 func (s *Store) Close() { s.pool.Close() }
 
-// migration is one embedded schema step.
-type migration struct {
-	version int
-	name    string
-	sql     string
-}
-
-// loadMigrations returns the embedded migrations in version order. Their
-// file names start with the version: 0001_init.sql.
-func loadMigrations() ([]migration, error) {
-	names, err := fs.Glob(migrations, "migrations/*.sql")
-	if err != nil {
-		return nil, err
-	}
-	var ms []migration
-	for i, name := range names { // fs.Glob sorts
-		base := path.Base(name)
-		num, _, _ := strings.Cut(base, "_")
-		v, err := strconv.Atoi(num)
-		if err != nil || v != i+1 {
-			return nil, fmt.Errorf("migration %s: want version %04d", base, i+1)
-		}
-		b, err := migrations.ReadFile(name)
-		if err != nil {
-			return nil, err
-		}
-		ms = append(ms, migration{version: v, name: base, sql: string(b)})
-	}
-	return ms, nil
+// loadMigrations returns the embedded migrations in version order.
+func loadMigrations() ([]migrations.Migration, error) {
+	return migrations.Load(migrationFiles, "migrations")
 }
 
 // migrate brings the schema up to date in one transaction that holds an
@@ -159,11 +130,11 @@ func (s *Store) migrate(ctx context.Context) error {
 			return fmt.Errorf("schema version %d, this package knows up to %d: %w", current, len(ms), ErrSchemaTooNew)
 		}
 		for _, m := range ms[current:] {
-			if _, err := tx.Exec(ctx, m.sql); err != nil {
-				return fmt.Errorf("applying migration %s: %w", m.name, err)
+			if _, err := tx.Exec(ctx, m.SQL); err != nil {
+				return fmt.Errorf("applying migration %s: %w", m.Name, err)
 			}
-			if _, err := tx.Exec(ctx, `INSERT INTO webauthn_schema_version (version) VALUES ($1)`, m.version); err != nil {
-				return fmt.Errorf("recording migration %s: %w", m.name, err)
+			if _, err := tx.Exec(ctx, `INSERT INTO webauthn_schema_version (version) VALUES ($1)`, m.Version); err != nil {
+				return fmt.Errorf("recording migration %s: %w", m.Name, err)
 			}
 		}
 		return nil

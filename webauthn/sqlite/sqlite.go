@@ -29,10 +29,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io/fs"
 	"net/url"
-	"path"
-	"strconv"
 	"strings"
 	"time"
 
@@ -40,6 +37,7 @@ import (
 	sqlite3 "modernc.org/sqlite/lib"
 
 	"github.com/fidokit/fidokit/webauthn"
+	"github.com/fidokit/fidokit/webauthn/internal/migrations"
 )
 
 // BusyTimeout is how long a write waits for another connection or process
@@ -51,7 +49,7 @@ const BusyTimeout = 10 * time.Second
 var ErrSchemaTooNew = errors.New("sqlite: database schema is newer than this version of fidokit supports")
 
 //go:embed migrations/*.sql
-var migrations embed.FS
+var migrationFiles embed.FS
 
 // Store is a [webauthn.Store] backed by one SQLite file. Open one with
 // [Open] and close it with [Store.Close].
@@ -101,35 +99,9 @@ func (s *Store) Close() error {
 	return nil
 }
 
-// migration is one embedded schema step.
-type migration struct {
-	version int
-	name    string
-	sql     string
-}
-
-// loadMigrations returns the embedded migrations in version order. Their
-// file names start with the version: 0001_init.sql.
-func loadMigrations() ([]migration, error) {
-	names, err := fs.Glob(migrations, "migrations/*.sql")
-	if err != nil {
-		return nil, err
-	}
-	var ms []migration
-	for i, name := range names { // fs.Glob sorts
-		base := path.Base(name)
-		num, _, _ := strings.Cut(base, "_")
-		v, err := strconv.Atoi(num)
-		if err != nil || v != i+1 {
-			return nil, fmt.Errorf("migration %s: want version %04d", base, i+1)
-		}
-		b, err := migrations.ReadFile(name)
-		if err != nil {
-			return nil, err
-		}
-		ms = append(ms, migration{version: v, name: base, sql: string(b)})
-	}
-	return ms, nil
+// loadMigrations returns the embedded migrations in version order.
+func loadMigrations() ([]migrations.Migration, error) {
+	return migrations.Load(migrationFiles, "migrations")
 }
 
 // migrate brings the schema up to date in one IMMEDIATE transaction, so
@@ -158,12 +130,12 @@ func (s *Store) migrate(ctx context.Context) error {
 		return fmt.Errorf("schema version %d, this package knows up to %d: %w", current, len(ms), ErrSchemaTooNew)
 	}
 	for _, m := range ms[current:] {
-		if _, err := tx.ExecContext(ctx, m.sql); err != nil {
-			return fmt.Errorf("applying migration %s: %w", m.name, err)
+		if _, err := tx.ExecContext(ctx, m.SQL); err != nil {
+			return fmt.Errorf("applying migration %s: %w", m.Name, err)
 		}
 		if _, err := tx.ExecContext(ctx, `INSERT INTO webauthn_schema_version (version, applied) VALUES (?, ?)`,
-			m.version, time.Now().UnixMicro()); err != nil {
-			return fmt.Errorf("recording migration %s: %w", m.name, err)
+			m.Version, time.Now().UnixMicro()); err != nil {
+			return fmt.Errorf("recording migration %s: %w", m.Name, err)
 		}
 	}
 	if err := tx.Commit(); err != nil {
