@@ -351,13 +351,20 @@ func residentCandidate(c *residentCredential) candidate {
 	}
 }
 
-// forced applies the UP and UV misbehaviours to authenticator data flags.
+// forced applies the UP and UV misbehaviours and the configured backup
+// flags to authenticator data flags.
 func (k *Key) forced(f ctap.AuthDataFlags) ctap.AuthDataFlags {
 	if k.cfg.ForceUPOff {
 		f &^= ctap.FlagUP
 	}
 	if k.cfg.ForceUVOff {
 		f &^= ctap.FlagUV
+	}
+	if k.cfg.BackupEligible {
+		f |= ctap.FlagBE
+	}
+	if k.cfg.BackupState {
+		f |= ctap.FlagBS
 	}
 	return f
 }

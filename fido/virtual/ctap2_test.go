@@ -953,3 +953,30 @@ func TestStateFile(t *testing.T) {
 		}
 	})
 }
+
+func TestBackupFlags(t *testing.T) {
+	for _, tt := range []struct {
+		name   string
+		cfg    Config
+		be, bs bool
+	}{
+		{"hardware key", Config{}, false, false},
+		{"eligible", Config{BackupEligible: true}, true, false},
+		{"backed up", Config{BackupEligible: true, BackupState: true}, true, true},
+		{"inconsistent", Config{BackupState: true}, false, true},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			k := newTestKey(t, &tt.cfg)
+			_, mad := makeCredential(t, k, mcRequest("alice", false))
+			_, gad := getAssertion(t, k, ctap.CmdGetAssertion, gaRequest(mad.Attested.CredentialID))
+			for _, ad := range []*ctap.AuthData{mad, gad} {
+				if got := ad.Flags&ctap.FlagBE != 0; got != tt.be {
+					t.Errorf("BE = %v, want %v", got, tt.be)
+				}
+				if got := ad.Flags&ctap.FlagBS != 0; got != tt.bs {
+					t.Errorf("BS = %v, want %v", got, tt.bs)
+				}
+			}
+		})
+	}
+}

@@ -230,6 +230,13 @@ type Config struct {
 	// ForceUVOff clears the UV flag in the same way, after the key has
 	// verified the user by PIN or built-in UV.
 	ForceUVOff bool
+	// BackupEligible and BackupState set the BE and BS flags on every
+	// makeCredential and getAssertion, as a synced passkey provider
+	// would (WebAuthn L3 §6.1.3); a hardware key sets neither. BS
+	// without BE is the inconsistency a relying party must reject.
+	// Like Chromium's virtual authenticator's backupEligibility and
+	// backupState options.
+	BackupEligible, BackupState bool
 
 	// NoClientPIN makes a key without a PIN (CTAP 2.1 §6.5): getInfo
 	// leaves the clientPin option out and authenticatorClientPIN offers
