@@ -68,6 +68,39 @@ func BenchmarkGetAssertion(b *testing.B) {
 	}
 }
 
+// BenchmarkGetAssertionPIN is GetAssertion with user verification by PIN
+// on a key without built-in UV, in process: what the PIN/UV auth protocol
+// adds (getKeyAgreement, an ECDH, getPinUvAuthTokenUsingPinWithPermissions
+// with its AES and HMAC, then pinUvAuthParam) over BenchmarkGetAssertion,
+// for each protocol the key may offer.
+func BenchmarkGetAssertionPIN(b *testing.B) {
+	ctx := context.Background()
+	k := newKey(b, &virtual.Config{PIN: "4711-bench"})
+	dev, err := k.Open(ctx, &fido.Opener{Prompt: fido.Prompt{
+		PIN: func(context.Context, fido.PINRequest) (string, error) { return "4711-bench", nil },
+	}})
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(func() { dev.Close() })
+	att, err := dev.MakeCredential(ctx, benchMakeCredentialRequest())
+	if err != nil {
+		b.Fatal(err)
+	}
+	hash := sha256.Sum256([]byte("client data"))
+	req := &fido.GetAssertionRequest{RPID: testRPID, ClientDataHash: hash[:], AllowList: [][]byte{att.CredentialID}, UserVerification: true}
+	b.ReportAllocs()
+	for b.Loop() {
+		as, err := dev.GetAssertion(ctx, req)
+		if err != nil {
+			b.Fatal(err)
+		}
+		if !as[0].UserVerified {
+			b.Fatal("assertion without UV")
+		}
+	}
+}
+
 // BenchmarkECDSAP256SignVerify is the floor under the round trips: one
 // ES256 signature over a 32-byte hash and its verification.
 func BenchmarkECDSAP256SignVerify(b *testing.B) {
