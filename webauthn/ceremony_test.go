@@ -9,6 +9,7 @@ import (
 	"errors"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -115,6 +116,33 @@ func TestRegisterAndLogin(t *testing.T) {
 				t.Errorf("stored sign count %d, err %v; want %d", stored.SignCount, err, last)
 			}
 		})
+	}
+}
+
+// TestUserVerificationRequired: a key with a PIN meets "required" end to
+// end: the client asks for the PIN, the key verifies it and sets UV, and
+// the relying party stores that the user was verified.
+func TestUserVerificationRequired(t *testing.T) {
+	e := newEnv(t, func(c *webauthn.Config) { c.Policy.UserVerification = webauthn.Required })
+	u := e.user("alice")
+	k, asked := e.pinKey(virtual.Config{})
+	cred := e.register(k, u, "Blue key")
+	if !cred.UserVerified {
+		t.Errorf("registered credential %+v, want UserVerified", cred)
+	}
+	stored, err := e.rp.Credential(e.ctx, u.ID, cred.ID)
+	if err != nil || !stored.UserVerified {
+		t.Fatalf("stored credential %+v, err %v; want UserVerified", stored, err)
+	}
+	got := e.login(k, u)
+	if !bytes.Equal(got.ID, cred.ID) || !got.UserVerified || got.SignCount <= cred.SignCount {
+		t.Errorf("signed in with %+v", got)
+	}
+	if stored, err := e.rp.Credential(e.ctx, u.ID, cred.ID); err != nil || !stored.UserVerified {
+		t.Errorf("stored after sign-in %+v, err %v; want UserVerified", stored, err)
+	}
+	if n := asked.Load(); n != 2 {
+		t.Errorf("the client asked for the PIN %d times, want 2 (once per ceremony)", n)
 	}
 }
 
@@ -394,18 +422,26 @@ func TestRegistrationRejected(t *testing.T) {
 			run: plain(&virtual.Config{ForceUPOff: true}, nil, nil)},
 		{name: "step 16 user verification", want: webauthn.ErrUserVerification, step: "§7.1 step 16",
 			cfg: func(c *webauthn.Config) { c.Policy.UserVerification = webauthn.Required },
-			// The key cannot verify users; a client that ignores
-			// "required" asks it not to.
-			run: plain(nil, func(m map[string]any) { obj(m, "authenticatorSelection")["userVerification"] = "discouraged" }, nil)},
+			run: func(t *testing.T, e *env) func() error {
+				u := e.user("alice")
+				// The key verifies the PIN, then clears UV and signs
+				// over the lie.
+				k, asked := e.pinKey(virtual.Config{ForceUVOff: true})
+				b := e.beginRegistration(u)
+				resp := e.create(k, b.Options)
+				if asked.Load() == 0 {
+					t.Fatal("the client did not ask for the PIN")
+				}
+				return finishReg(e, b, resp)
+			}},
 		{name: "step 17 BS without BE", want: webauthn.ErrBackupFlags, step: "§7.1 step 17",
-			run: plain(nil, nil, func(t *testing.T, resp []byte) []byte {
-				return editRegistration(t, resp, func(ad *authData) { ad.flags |= flagBS }, nil)
-			})},
+			run: plain(&virtual.Config{BackupState: true}, nil, nil)},
 		{name: "step 18 backup eligible refused", want: webauthn.ErrBackupEligible, step: "§7.1 step 18",
 			cfg: func(c *webauthn.Config) { c.Policy.HardwareBound = true },
-			run: plain(nil, nil, func(t *testing.T, resp []byte) []byte {
-				return editRegistration(t, resp, func(ad *authData) { ad.flags |= flagBE }, nil)
-			})},
+			run: plain(&virtual.Config{BackupEligible: true}, nil, nil)},
+		{name: "step 18 backed up passkey refused", want: webauthn.ErrBackupEligible, step: "§7.1 step 18",
+			cfg: func(c *webauthn.Config) { c.Policy.HardwareBound = true },
+			run: plain(&virtual.Config{BackupEligible: true, BackupState: true}, nil, nil)},
 		{name: "step 20 algorithm", want: webauthn.ErrAlgorithm, step: "§7.1 step 20",
 			cfg: func(c *webauthn.Config) { c.Policy.Algorithms = []int64{webauthn.EdDSA} },
 			run: plain(nil, func(m map[string]any) {
@@ -594,6 +630,37 @@ func TestLoginRejected(t *testing.T) {
 			return finishLogin(e, e.rp, b, resp)
 		}
 	}
+	// changed registers alice with a key made from first, closes it and
+	// brings the same key (its state file) back made from then, a key
+	// that behaves differently since the registration, to sign her in.
+	// pin gives both a PIN the client is asked for.
+	changed := func(first, then virtual.Config, pin bool) func(t *testing.T, e *env) func() error {
+		return func(t *testing.T, e *env) func() error {
+			var asked *atomic.Int32
+			newKey := func(cfg virtual.Config) (k *webauthntest.Client) {
+				if pin {
+					k, asked = e.pinKey(cfg)
+					return k
+				}
+				return e.key(&cfg)
+			}
+			first.StatePath = t.TempDir() + "/key.json"
+			then.StatePath = first.StatePath
+			u := e.user("alice")
+			k := newKey(first)
+			e.register(k, u, "")
+			if err := k.Close(); err != nil {
+				t.Fatal(err)
+			}
+			k = newKey(then)
+			b := e.beginLogin(u)
+			resp := e.get(k, b.Options)
+			if pin && asked.Load() == 0 {
+				t.Fatal("the client did not ask for the PIN")
+			}
+			return finishLogin(e, e.rp, b, resp)
+		}
+	}
 	allowOnly := func(id []byte) func(m map[string]any) {
 		return func(m map[string]any) {
 			m["allowCredentials"] = []any{map[string]any{"type": "public-key", "id": b64(id)}}
@@ -712,51 +779,19 @@ func TestLoginRejected(t *testing.T) {
 				return finishLogin(e, e.rp, b, assertion(t, k, testRPID, c.ID, cdj, true))
 			}},
 		{name: "step 16 user presence forced off", want: webauthn.ErrUserPresence, step: "§7.2 step 16",
-			run: func(t *testing.T, e *env) func() error {
-				// Registered by an honest key, signing in with the same
-				// key (same state file) now lying about presence.
-				state := t.TempDir() + "/key.json"
-				u := e.user("alice")
-				k := e.key(&virtual.Config{StatePath: state})
-				e.register(k, u, "")
-				k.Close()
-				liar := e.key(&virtual.Config{StatePath: state, ForceUPOff: true})
-				b := e.beginLogin(u)
-				return finishLogin(e, e.rp, b, e.get(liar, b.Options))
-			}},
+			// Registered by an honest key, now lying about presence.
+			run: changed(virtual.Config{}, virtual.Config{ForceUPOff: true}, false)},
 		{name: "step 17 user verification", want: webauthn.ErrUserVerification, step: "§7.2 step 17",
-			run: func(t *testing.T, e *env) func() error {
-				u, k, _ := one(t, e, nil)
-				strict := e.newRP(func(c *webauthn.Config) { c.Policy.UserVerification = webauthn.Required })
-				b, err := strict.BeginLogin(e.ctx, u.ID)
-				if err != nil {
-					t.Fatal(err)
-				}
-				resp := e.get(k, editJSON(t, b.Options, func(m map[string]any) { m["userVerification"] = "discouraged" }))
-				return finishLogin(e, strict, b, resp)
-			}},
+			cfg: func(c *webauthn.Config) { c.Policy.UserVerification = webauthn.Required },
+			// Registered with the user verified; now the key verifies
+			// the PIN, then clears UV and signs over the lie.
+			run: changed(virtual.Config{}, virtual.Config{ForceUVOff: true}, true)},
 		{name: "step 18 BS without BE", want: webauthn.ErrBackupFlags, step: "§7.2 step 18",
-			run: func(t *testing.T, e *env) func() error {
-				u := e.user("alice")
-				sk := newSoftKey(t)
-				b := e.beginRegistration(u)
-				if _, err := e.rp.FinishRegistration(e.ctx, b.ChallengeID, sk.register(t, b.Options, flagUP), ""); err != nil {
-					t.Fatal(err)
-				}
-				bl := e.beginLogin(u)
-				return finishLogin(e, e.rp, bl, sk.assert(t, bl.Options, flagUP|flagBS, nil))
-			}},
-		{name: "step 19 BE changed", want: webauthn.ErrBackupFlags, step: "§7.2 step 19",
-			run: func(t *testing.T, e *env) func() error {
-				u := e.user("alice")
-				sk := newSoftKey(t)
-				b := e.beginRegistration(u)
-				if _, err := e.rp.FinishRegistration(e.ctx, b.ChallengeID, sk.register(t, b.Options, flagUP), ""); err != nil {
-					t.Fatal(err)
-				}
-				bl := e.beginLogin(u)
-				return finishLogin(e, e.rp, bl, sk.assert(t, bl.Options, flagUP|flagBE, nil))
-			}},
+			run: changed(virtual.Config{}, virtual.Config{BackupState: true}, false)},
+		{name: "step 19 BE set after registration", want: webauthn.ErrBackupFlags, step: "§7.2 step 19",
+			run: changed(virtual.Config{}, virtual.Config{BackupEligible: true}, false)},
+		{name: "step 19 BE cleared after registration", want: webauthn.ErrBackupFlags, step: "§7.2 step 19",
+			run: changed(virtual.Config{BackupEligible: true, BackupState: true}, virtual.Config{}, false)},
 		{name: "step 21 bad signature", want: webauthn.ErrSignature, step: "§7.2 step 21",
 			// Registered with "none" conveyance, so the (equally bad)
 			// attestation signature is not checked.
@@ -776,17 +811,18 @@ func TestLoginRejected(t *testing.T) {
 		{name: "step 22 counter went back to zero", want: webauthn.ErrSignCount, step: "§7.2 step 22",
 			clone: func() []byte { return cloned },
 			run: func(t *testing.T, e *env) func() error {
-				u := e.user("alice")
-				sk := newSoftKey(t)
-				b := e.beginRegistration(u)
-				c, err := e.rp.FinishRegistration(e.ctx, b.ChallengeID, sk.register(t, b.Options, flagUP), "")
-				if err != nil {
-					t.Fatal(err)
+				u, k, c := one(t, e, nil)
+				if c.SignCount != 1 {
+					t.Fatalf("registered with counter %d, want 1", c.SignCount)
 				}
 				cloned = c.ID
-				sk.count = 0 // the next assertion carries 1, not more than the stored 1
-				bl := e.beginLogin(u)
-				return finishLogin(e, e.rp, bl, sk.assert(t, bl.Options, flagUP, nil))
+				// Reset: the next assertion carries 1, not more than the
+				// stored 1.
+				if err := k.Key().SetCounter(0); err != nil {
+					t.Fatal(err)
+				}
+				b := e.beginLogin(u)
+				return finishLogin(e, e.rp, b, e.get(k, b.Options))
 			}},
 		{name: "deactivated key", want: webauthn.ErrInactive, step: "credential record",
 			run: func(t *testing.T, e *env) func() error {
@@ -936,16 +972,21 @@ func TestLoginCounterCompareAndSet(t *testing.T) {
 func TestCounterlessKey(t *testing.T) {
 	e := newEnv(t, nil)
 	u := e.user("alice")
-	sk := newSoftKey(t)
-	b := e.beginRegistration(u)
-	sk.count = ^uint32(0) // the next is 0
-	if _, err := e.rp.FinishRegistration(e.ctx, b.ChallengeID, sk.register(t, b.Options, flagUP), ""); err != nil {
-		t.Fatal(err)
+	k := e.key(nil)
+	// The key's next signature carries n+1, which wraps to 0.
+	zero := func() {
+		t.Helper()
+		if err := k.Key().SetCounter(^uint32(0)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	zero()
+	if c := e.register(k, u, ""); c.SignCount != 0 {
+		t.Fatalf("registered with counter %d, want 0", c.SignCount)
 	}
 	for range 3 {
-		sk.count = ^uint32(0)
-		bl := e.beginLogin(u)
-		_, c, err := e.rp.FinishLogin(e.ctx, bl.ChallengeID, sk.assert(t, bl.Options, flagUP, nil))
+		zero()
+		_, c, err := k.Login(e.ctx, e.rp, u.ID)
 		if err != nil || c.SignCount != 0 || c.CloneWarning {
 			t.Fatalf("sign-in with a zero counter: %v, %+v", err, c)
 		}

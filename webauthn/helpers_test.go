@@ -3,9 +3,6 @@ package webauthn_test
 import (
 	"bytes"
 	"context"
-	"crypto/ecdsa"
-	"crypto/elliptic"
-	"crypto/rand"
 	"crypto/sha256"
 	"encoding/base64"
 	"encoding/binary"
@@ -15,6 +12,7 @@ import (
 	"reflect"
 	"slices"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -31,14 +29,13 @@ const (
 	testOrigin = "https://login.example.com"
 )
 
-// Authenticator data flags (WebAuthn L3 §6.1).
-const (
-	flagUP = 0x01
-	flagUV = 0x04
-	flagBE = 0x08
-	flagBS = 0x10
-	flagAT = 0x40
-)
+// flagAT is the authenticator data flag of attested credential data
+// (WebAuthn L3 §6.1). Tests that need other flags set them honestly with
+// virtual.Config (ForceUPOff, ForceUVOff, BackupEligible, BackupState).
+const flagAT = 0x40
+
+// testPIN is the PIN of the keys made by pinKey.
+const testPIN = "4821"
 
 // clock is a settable Config.Now.
 type clock struct {
@@ -129,6 +126,25 @@ func (e *env) user(name string) *webauthn.User {
 func (e *env) key(cfg *virtual.Config) *webauthntest.Client {
 	e.t.Helper()
 	return webauthntest.NewClient(e.t, webauthntest.Options{Origin: testOrigin, Key: cfg})
+}
+
+// pinKey makes a virtual key from cfg with testPIN set (a key loaded from
+// cfg.StatePath keeps the PIN it has), in a client for testOrigin whose
+// person gives testPIN when the key asks for it. asked counts the times
+// the client asked.
+func (e *env) pinKey(cfg virtual.Config) (c *webauthntest.Client, asked *atomic.Int32) {
+	e.t.Helper()
+	cfg.PIN = testPIN
+	asked = new(atomic.Int32)
+	ask := func(ctx context.Context, req fido.PINRequest) (string, error) {
+		asked.Add(1)
+		if req.Retry {
+			return "", errors.New("the key refused testPIN")
+		}
+		return testPIN, nil
+	}
+	c = webauthntest.NewClient(e.t, webauthntest.Options{Origin: testOrigin, Key: &cfg, Prompt: fido.Prompt{PIN: ask}})
+	return c, asked
 }
 
 // keyAt makes a virtual key in a client for another origin.
@@ -336,7 +352,10 @@ var ctap2CBOR = func() cbor.EncMode {
 
 // editRegistration rewrites a registration response whose attestation is
 // "none", which signs nothing, so that the edits are exactly what a
-// dishonest client could send. editAuthData changes the authenticator
+// dishonest client could send. It is for what the client, not the key,
+// gets wrong (client data, a credential ID claimed for another key pair),
+// which no virtual.Config knob makes a key do; flags the key signs are
+// set with the knobs instead. editAuthData changes the authenticator
 // data (parsed), editCDJ the client data JSON; either may be nil.
 func editRegistration(t testing.TB, resp []byte, editAuthData func(ad *authData), editCDJ func(cdj []byte) []byte) []byte {
 	t.Helper()
@@ -405,7 +424,8 @@ func (ad *authData) marshal() []byte {
 
 // assertion asks the key for an assertion over cdj and wraps it as
 // AuthenticationResponseJSON, as a client that builds its own client data
-// would.
+// would: the key signs honestly, the client data is the client's lie (or
+// a silent "up": false request), which no virtual.Config knob produces.
 func assertion(t testing.TB, c *webauthntest.Client, rpID string, allow []byte, cdj []byte, noUP bool) []byte {
 	t.Helper()
 	h := sha256.Sum256(cdj)
@@ -439,79 +459,4 @@ func assertionJSON(id, cdj, authData, sig, userHandle []byte) []byte {
 		"clientExtensionResults": map[string]any{}, "authenticatorAttachment": "cross-platform",
 	})
 	return out
-}
-
-// softKey is an authenticator written in the test: a P-256 credential it
-// registers with "none" attestation and signs assertions with, setting
-// whatever flags the test asks for. It produces the bytes a misbehaving
-// key would, where the virtual key cannot be made to (the BE and BS
-// flags).
-type softKey struct {
-	priv  *ecdsa.PrivateKey
-	id    []byte
-	count uint32
-}
-
-func newSoftKey(t testing.TB) *softKey {
-	t.Helper()
-	priv, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	if err != nil {
-		t.Fatal(err)
-	}
-	id := make([]byte, 32)
-	rand.Read(id)
-	return &softKey{priv: priv, id: id}
-}
-
-func (k *softKey) coseKey(t testing.TB) []byte {
-	t.Helper()
-	pub, err := k.priv.PublicKey.Bytes() // 0x04 || X || Y
-	if err != nil {
-		t.Fatal(err)
-	}
-	b, err := ctap2CBOR.Marshal(map[int]any{1: 2, 3: -7, -1: 1, -2: pub[1:33], -3: pub[33:]})
-	if err != nil {
-		t.Fatal(err)
-	}
-	return b
-}
-
-// register answers creation options with a "none"-attested credential
-// whose authenticator data has the given flags (AT is added).
-func (k *softKey) register(t testing.TB, options []byte, flags byte) []byte {
-	t.Helper()
-	k.count++
-	ad := &authData{rpIDHash: sha256.Sum256([]byte(testRPID)), flags: flags | flagAT, count: k.count, credID: k.id, rest: k.coseKey(t)}
-	raw := ad.marshal()
-	ao, err := ctap2CBOR.Marshal(attestationObject{Fmt: "none", AttStmt: cbor.RawMessage{0xa0}, AuthData: raw})
-	if err != nil {
-		t.Fatal(err)
-	}
-	cdj := clientData("webauthn.create", challengeOf(t, options), testOrigin, "")
-	out, _ := json.Marshal(map[string]any{
-		"id": b64(k.id), "rawId": b64(k.id), "type": "public-key",
-		"response": map[string]any{
-			"clientDataJSON": b64(cdj), "attestationObject": b64(ao), "authenticatorData": b64(raw),
-			"transports": []string{"usb"}, "publicKeyAlgorithm": -7,
-		},
-		"clientExtensionResults": map[string]any{}, "authenticatorAttachment": "cross-platform",
-	})
-	return out
-}
-
-// assert answers request options with an assertion with the given flags.
-func (k *softKey) assert(t testing.TB, options []byte, flags byte, userHandle []byte) []byte {
-	t.Helper()
-	k.count++
-	rpHash := sha256.Sum256([]byte(testRPID))
-	ad := append(rpHash[:], flags)
-	ad = binary.BigEndian.AppendUint32(ad, k.count)
-	cdj := clientData("webauthn.get", challengeOf(t, options), testOrigin, "")
-	h := sha256.Sum256(cdj)
-	digest := sha256.Sum256(append(bytes.Clone(ad), h[:]...))
-	sig, err := ecdsa.SignASN1(rand.Reader, k.priv, digest[:])
-	if err != nil {
-		t.Fatal(err)
-	}
-	return assertionJSON(k.id, cdj, ad, sig, userHandle)
 }

@@ -49,6 +49,11 @@ type Options struct {
 	// discoverable sign-in, as a browser's account chooser does. Nil
 	// means the newest.
 	SelectAccount func([]*fido.Assertion) (int, error)
+	// Prompt reaches the person at the key: Prompt.PIN gives the key's
+	// PIN (see virtual.Config.PIN) when user verification is asked for.
+	// The zero value prompts nobody, so operations that need the PIN
+	// fail.
+	Prompt fido.Prompt
 }
 
 // Client is a virtual security key in a WebAuthn client. It is safe for
@@ -69,7 +74,7 @@ func New(ctx context.Context, opts Options) (*Client, error) {
 	if err != nil {
 		return nil, fmt.Errorf("webauthntest: making virtual key: %w", err)
 	}
-	dev, err := k.Open(ctx, nil)
+	dev, err := k.Open(ctx, &fido.Opener{Prompt: opts.Prompt})
 	if err != nil {
 		k.Close()
 		return nil, fmt.Errorf("webauthntest: opening virtual key: %w", err)
