@@ -17,11 +17,11 @@ type credEnum struct {
 	creds [][]byte // IDs of credentials not yet returned
 }
 
-// credentialManagement follows CTAP 2.1 §6.8 for command 0x0A and, on a
-// CTAP20 key, the prototype command 0x41 of FIDO_2_1_PRE keys, which
-// takes the same messages. A CTAP 2.0 key's tokens predate permissions,
-// so there any token from getPinToken will do.
-func (k *Key) credentialManagement(params []byte, preview bool) []byte {
+// credentialManagement follows CTAP 2.1 §6.8 for command 0x0A and for
+// the prototype command 0x41 of FIDO_2_1_PRE keys, which takes the same
+// messages. A CTAP 2.0 key's tokens predate permissions, so there any
+// token from getPinToken will do.
+func (k *Key) credentialManagement(params []byte) []byte {
 	r, err := ctap.DecodeCredMgmtRequest(params)
 	if err != nil {
 		return decodeFailure(err)

@@ -126,14 +126,14 @@ func (k *Key) handleCBOR(ctx context.Context, req []byte, status func(byte)) []b
 		// A CTAP 2.0 key of the FIDO_2_1_PRE era answers only the
 		// prototype command.
 		if !k.v20() && k.credMgmtSupported() {
-			return k.credentialManagement(params, false)
+			return k.credentialManagement(params)
 		}
 	case ctap.CmdCredentialManagementPreview:
 		// A 2.1 key answers the prototype command as well, as shipping
 		// 2.1 keys do, because platforms such as libfido2 before 1.15
 		// send only 0x41.
 		if k.credMgmtSupported() {
-			return k.credentialManagement(params, true)
+			return k.credentialManagement(params)
 		}
 	case ctap.CmdLargeBlobs:
 		if k.largeBlobsSupported() {

@@ -128,9 +128,9 @@ func (e *env) info() *fido.Info {
 	return info
 }
 
-// pending fails the test when the virtual key does not offer a feature
+// requireFeature fails the test when the virtual key does not offer a feature
 // the tool test needs, naming what getInfo said instead.
-func (e *env) pending(feature string, has bool) {
+func (e *env) requireFeature(feature string, has bool) {
 	e.t.Helper()
 	if !has {
 		e.t.Fatalf("the virtual key does not offer %s (getInfo: extensions %q, options %v)",
@@ -382,7 +382,7 @@ func TestCredMakeVerify(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			e := newEnv(t, nil)
 			if tt.feature != "" {
-				e.pending(tt.feature+" (fido2-cred "+strings.Join(tt.flags, " ")+")", e.hasExtension(tt.feature))
+				e.requireFeature(tt.feature+" (fido2-cred "+strings.Join(tt.flags, " ")+")", e.hasExtension(tt.feature))
 			}
 			c, ad := e.makeCred(t, "alice", tt.flags, tt.verifyFlags, tt.typ)
 			stored := slices.ContainsFunc(e.key.Credentials(), func(k virtual.Credential) bool {
@@ -494,7 +494,7 @@ func TestAssertGetVerify(t *testing.T) {
 
 func TestAssertHMACSecret(t *testing.T) {
 	e := newEnv(t, nil)
-	e.pending("hmac-secret (fido2-assert -h)", e.hasExtension("hmac-secret"))
+	e.requireFeature("hmac-secret (fido2-assert -h)", e.hasExtension("hmac-secret"))
 	c, _ := e.makeCred(t, "alice", []string{"-h"}, []string{"-h"}, "")
 	salt := random(32)
 	get := func(salt []byte) []string {
@@ -569,7 +569,7 @@ func (e *env) tokenInfo() map[string]string {
 
 func TestTokenSetPIN(t *testing.T) {
 	e := newEnv(t, nil)
-	e.pending("clientPin (fido2-token -S)", e.hasOption("clientPin"))
+	e.requireFeature("clientPin (fido2-token -S)", e.hasOption("clientPin"))
 	if got := e.tokenInfo()["options"]; !strings.Contains(got, "noclientPin") {
 		t.Errorf("options before a PIN is set: %q, want noclientPin", got)
 	}
@@ -588,7 +588,7 @@ func TestTokenSetPIN(t *testing.T) {
 
 func TestTokenChangePIN(t *testing.T) {
 	e := newEnv(t, nil)
-	e.pending("clientPin (fido2-token -C)", e.hasOption("clientPin"))
+	e.requireFeature("clientPin (fido2-token -C)", e.hasOption("clientPin"))
 	e.setPIN("1234")
 	_, err := e.run("0000\n5678\n5678\n", "fido2-token", "-C", e.sock)
 	if err == nil || !strings.Contains(err.Error(), "FIDO_ERR_PIN_INVALID") {
@@ -618,7 +618,7 @@ func TestTokenCredentials(t *testing.T) {
 	} {
 		t.Run(tt.name, func(t *testing.T) {
 			e := newEnv(t, tt.cfg)
-			e.pending("credential management (fido2-token -L/-D)", e.hasOption("credMgmt") || e.hasOption("credentialMgmtPreview"))
+			e.requireFeature("credential management (fido2-token -L/-D)", e.hasOption("credMgmt") || e.hasOption("credentialMgmtPreview"))
 			// libfido2 before 1.15 (Debian bookworm has 1.12) sends
 			// credential management only as 0x41; a 2.1 key must
 			// advertise and answer it too.
