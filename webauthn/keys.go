@@ -122,3 +122,19 @@ func (rp *RelyingParty) PurgeChallenges(ctx context.Context) (int, error) {
 	}
 	return n, nil
 }
+
+// Store returns the store the relying party keeps its users, keys and
+// challenges in, so that a layer above (account MFA) can keep its own
+// records in the same database.
+func (rp *RelyingParty) Store() Store { return rp.store }
+
+// MaxCredentials is the most keys a user may hold ([Config.MaxCredentials]
+// after defaults); zero or less means no limit. A store that also holds
+// other MFA devices counts them towards the same limit.
+func (rp *RelyingParty) MaxCredentials() int { return rp.maxCreds }
+
+// Name is the relying party's name ([Config.RPName], or its ID).
+func (rp *RelyingParty) Name() string { return rp.rpName }
+
+// ID is the relying party ID ([Config.RPID]).
+func (rp *RelyingParty) ID() string { return rp.rpID }

@@ -4,7 +4,7 @@ import (
 	"testing"
 
 	"github.com/fidokit/fidokit/webauthn"
-	"github.com/fidokit/fidokit/webauthn/storetest"
+	"github.com/fidokit/fidokit/store/storetest"
 )
 
 func TestMemoryStore(t *testing.T) {

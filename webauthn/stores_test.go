@@ -15,8 +15,8 @@ import (
 	"github.com/fidokit/fidokit/fido"
 	"github.com/fidokit/fidokit/internal/pgtest"
 	"github.com/fidokit/fidokit/webauthn"
-	"github.com/fidokit/fidokit/webauthn/postgres"
-	"github.com/fidokit/fidokit/webauthn/sqlite"
+	"github.com/fidokit/fidokit/store/postgres"
+	"github.com/fidokit/fidokit/store/sqlite"
 	"github.com/fidokit/fidokit/webauthn/webauthntest"
 )
 

@@ -1,11 +1,15 @@
-// Package sqlite is a [webauthn.Store] in one SQLite file, the embedded
-// default: nothing to install, and it builds without cgo (it uses the
-// pure-Go driver modernc.org/sqlite).
+// Package sqlite is the store for both [webauthn] and [mfa] in one
+// SQLite file, the embedded default: nothing to install, and it builds
+// without cgo (it uses the pure-Go driver modernc.org/sqlite). One file
+// holds users, security keys, outstanding challenges, TOTP devices and
+// their pending enrollments, recovery codes and attempt counters, so an
+// account's devices of every type are one list with one limit.
 //
 // Start with [Open], which creates the file if needed and brings its
-// schema up to date, and pass the [*Store] to the relying party:
+// schema up to date, and pass the [*Store] to the relying party and to
+// package mfa; it implements [webauthn.Store] and [mfa.Store]:
 //
-//	store, err := sqlite.Open(ctx, "/var/lib/myapp/webauthn.db")
+//	store, err := sqlite.Open(ctx, "/var/lib/myapp/fidokit.db")
 //	if err != nil {
 //		return err
 //	}
@@ -15,11 +19,18 @@
 //
 // The file is in WAL mode, so readers never wait for writers. Several
 // processes on one machine may open the same file: challenges stay
-// single-use, sign counts move by compare-and-set, and the credential
-// limit is checked in the same write transaction as the insert. Writers
-// wait up to [BusyTimeout] for each other. The file must be on a local
-// disk; SQLite's locks do not work over network file systems. For
-// several servers on several machines use package postgres.
+// single-use, sign counts and TOTP time steps move by compare-and-set, a
+// recovery code is used once, and the device limit (security keys plus
+// TOTP devices) is checked in the same write transaction as the insert.
+// Writers wait up to [BusyTimeout] for each other. The file must be on a
+// local disk; SQLite's locks do not work over network file systems. For
+// several servers on several machines use package
+// github.com/fidokit/fidokit/store/postgres.
+//
+// # Secrets
+//
+// TOTP secrets arrive sealed ([mfa.Sealed]) and are stored as given;
+// recovery codes arrive as salted hashes. Nothing else secret is stored.
 package sqlite
 
 import (
@@ -36,8 +47,9 @@ import (
 	"modernc.org/sqlite"
 	sqlite3 "modernc.org/sqlite/lib"
 
+	"github.com/fidokit/fidokit/internal/migrations"
+	"github.com/fidokit/fidokit/mfa"
 	"github.com/fidokit/fidokit/webauthn"
-	"github.com/fidokit/fidokit/webauthn/internal/migrations"
 )
 
 // BusyTimeout is how long a write waits for another connection or process
@@ -51,8 +63,8 @@ var ErrSchemaTooNew = errors.New("sqlite: database schema is newer than this ver
 //go:embed migrations/*.sql
 var migrationFiles embed.FS
 
-// Store is a [webauthn.Store] backed by one SQLite file. Open one with
-// [Open] and close it with [Store.Close].
+// Store is a [webauthn.Store] and an [mfa.Store] backed by one SQLite
+// file. Open one with [Open] and close it with [Store.Close].
 //
 // A Store is safe for concurrent use by multiple goroutines, and other
 // Stores (in this or other processes) may use the same file at the same
@@ -62,7 +74,10 @@ type Store struct {
 	db *sql.DB
 }
 
-var _ webauthn.Store = (*Store)(nil)
+var (
+	_ webauthn.Store = (*Store)(nil)
+	_ mfa.Store      = (*Store)(nil)
+)
 
 // Open opens the SQLite database at path, creating the file if it does
 // not exist, and applies any schema migrations it lacks, in one
@@ -321,9 +336,11 @@ func scanCredential(r scanner) (*webauthn.Credential, error) {
 	return &c, nil
 }
 
-// AddCredential implements [webauthn.Store.AddCredential]. The existence
-// checks, the limit check and the insert run in one IMMEDIATE
-// transaction, which holds the database's write lock throughout.
+// AddCredential implements [webauthn.Store.AddCredential], with the
+// limit of [mfa.Store]: it counts the user's security keys plus their
+// TOTP devices. The existence checks, the limit check and the insert run
+// in one IMMEDIATE transaction, which holds the database's write lock
+// throughout.
 func (s *Store) AddCredential(ctx context.Context, c *webauthn.Credential, limit int) error {
 	if err := s.addCredential(ctx, c, limit); err != nil {
 		return fmt.Errorf("sqlite: adding credential: %w", err)
@@ -382,11 +399,12 @@ func addCredentialTx(ctx context.Context, tx *sql.Tx, c *webauthn.Credential, li
 		return err
 	}
 	var userExists, credExists bool
-	var n int
+	var n int // devices of every type: keys and TOTP devices
 	err = tx.QueryRowContext(ctx, `SELECT
 		EXISTS (SELECT 1 FROM webauthn_users WHERE id = ?1),
 		EXISTS (SELECT 1 FROM webauthn_credentials WHERE id = ?2),
-		(SELECT COUNT(*) FROM webauthn_credentials WHERE user_id = ?1)`,
+		(SELECT COUNT(*) FROM webauthn_credentials WHERE user_id = ?1) +
+		(SELECT COUNT(*) FROM mfa_otp_devices WHERE user_id = ?1)`,
 		blob(c.UserID), blob(c.ID)).Scan(&userExists, &credExists, &n)
 	switch {
 	case err != nil:
@@ -446,8 +464,8 @@ func (s *Store) Credentials(ctx context.Context, userID []byte) ([]*webauthn.Cre
 	return out, nil
 }
 
-// updateOwned runs an UPDATE or DELETE scoped to one user's credential and
-// turns "no row" into ErrNotFound.
+// updateOwned runs an UPDATE or DELETE scoped to one user's credential or
+// TOTP device and turns "no row" into ErrNotFound.
 func (s *Store) updateOwned(ctx context.Context, what, query string, args ...any) error {
 	n, err := affected(s.db.ExecContext(ctx, query, args...))
 	switch {

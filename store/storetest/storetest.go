@@ -1,9 +1,12 @@
-// Package storetest checks that a [webauthn.Store] keeps the contract
-// written in the Store documentation. Start with [Run]: call it from a
-// test of your implementation with a function that opens an empty store.
-// Stores that can be opened twice on one database (SQLite files,
-// PostgreSQL servers) should also call [RunShared] with two such handles,
-// which races them against each other as two servers would.
+// Package storetest checks that a [webauthn.Store] and an [mfa.Store]
+// keep the contracts written in their documentation. Start with [Run]:
+// call it from a test of your implementation with a function that opens
+// an empty store. Stores that can be opened twice on one database (SQLite
+// files, PostgreSQL servers) should also call [RunShared] with two such
+// handles, which races them against each other as two servers would.
+// A store that implements [mfa.Store] as well calls [RunMFA] and
+// [RunMFAShared] the same way, and [RunNoPlaintext] with a dump of its
+// database.
 //
 //	func TestStore(t *testing.T) {
 //		storetest.Run(t, func(t *testing.T) webauthn.Store {
@@ -25,11 +28,15 @@
 // UTC and within one microsecond of what was stored (stores may truncate
 // to microseconds, as PostgreSQL does); the zero time must come back zero.
 //
+// The same holds for TOTP devices, enrollments and recovery codes: a
+// sealed box, a salt or a hash comes back byte for byte, an empty Serial
+// comes back empty.
+//
 // # Concurrency
 //
-// Run's concurrent subtests start 50 to 100 goroutines on one store, so a
-// store backed by a server needs a connection pool (or a server) that
-// accepts that many waiting callers.
+// Run's and RunMFA's concurrent subtests start 50 to 100 goroutines on
+// one store, so a store backed by a server needs a connection pool (or a
+// server) that accepts that many waiting callers.
 package storetest
 
 import (

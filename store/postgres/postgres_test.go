@@ -7,9 +7,13 @@ import (
 	"testing"
 	"time"
 
+	"github.com/jackc/pgx/v5"
+	"github.com/stretchr/testify/require"
+
 	"github.com/fidokit/fidokit/internal/pgtest"
+	"github.com/fidokit/fidokit/mfa"
+	"github.com/fidokit/fidokit/store/storetest"
 	"github.com/fidokit/fidokit/webauthn"
-	"github.com/fidokit/fidokit/webauthn/storetest"
 )
 
 // open opens a Store on connString and closes it when the test ends.
@@ -34,6 +38,45 @@ func TestStore(t *testing.T) {
 func TestShared(t *testing.T) {
 	db := pgtest.New(t)
 	storetest.RunShared(t, open(t, db), open(t, db))
+}
+
+func TestMFAStore(t *testing.T) {
+	pgtest.URL(t) // skip once, not in every subtest
+	storetest.RunMFA(t, func(t *testing.T) mfa.Store {
+		return open(t, pgtest.New(t))
+	})
+}
+
+// TestMFAShared races two pools on one database, as two servers would.
+func TestMFAShared(t *testing.T) {
+	db := pgtest.New(t)
+	storetest.RunMFAShared(t, open(t, db), open(t, db))
+}
+
+// TestNoPlaintext reads every row of every table, as text (bytea as
+// hex), for the plaintexts behind the sealed TOTP seeds and the recovery
+// code hashes.
+func TestNoPlaintext(t *testing.T) {
+	s := open(t, pgtest.New(t))
+	storetest.RunNoPlaintext(t, s, func(t *testing.T) []byte {
+		ctx := t.Context()
+		rows, err := s.pool.Query(ctx, `SELECT tablename FROM pg_tables WHERE schemaname = current_schema() ORDER BY 1`)
+		require.NoError(t, err)
+		tables, err := pgx.CollectRows(rows, pgx.RowTo[string])
+		require.NoError(t, err)
+		require.Contains(t, tables, "mfa_otp_devices")
+		var raw []byte
+		for _, table := range tables {
+			rows, err := s.pool.Query(ctx, `SELECT t::text FROM `+pgx.Identifier{table}.Sanitize()+` t`)
+			require.NoError(t, err)
+			texts, err := pgx.CollectRows(rows, pgx.RowTo[string])
+			require.NoError(t, err, "reading %s", table)
+			for _, text := range texts {
+				raw = append(raw, table+": "+text+"\n"...)
+			}
+		}
+		return raw
+	})
 }
 
 // versions returns the rows of the schema_version table.
@@ -118,7 +161,11 @@ func TestConcurrentOpen(t *testing.T) {
 	if t.Failed() {
 		return
 	}
-	if got, want := len(versions(t, stores[0])), 1; got != want {
+	ms, err := loadMigrations()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got, want := len(versions(t, stores[0])), len(ms); got != want {
 		t.Errorf("schema_version has %d rows, want %d", got, want)
 	}
 }

@@ -8,8 +8,8 @@ import (
 	"path/filepath"
 	"time"
 
+	"github.com/fidokit/fidokit/store/sqlite"
 	"github.com/fidokit/fidokit/webauthn"
-	"github.com/fidokit/fidokit/webauthn/sqlite"
 )
 
 func ExampleOpen() {

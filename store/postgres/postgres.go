@@ -1,9 +1,13 @@
-// Package postgres is a [webauthn.Store] on a PostgreSQL server, for
-// several relying-party servers that share users, credentials,
-// single-use challenges and sign counters.
+// Package postgres is the store for both [webauthn] and [mfa] on a
+// PostgreSQL server, for several relying-party servers that share users,
+// security keys, single-use challenges and sign counters, TOTP devices
+// and their single-use time steps, recovery codes and attempt counters.
+// One schema holds them all, so an account's devices of every type are
+// one list with one limit.
 //
 // Start with [Open], which connects a pgx connection pool and brings the
-// schema up to date:
+// schema up to date, and pass the [*Store] to the relying party and to
+// package mfa; it implements [webauthn.Store] and [mfa.Store]:
 //
 //	store, err := postgres.Open(ctx, "postgres://rp@db.internal/app")
 //	if err != nil {
@@ -15,14 +19,23 @@
 //
 // Every server opens its own Store on the same database. A challenge is
 // taken with one DELETE … RETURNING, so only one server accepts it; a
-// sign count moves by a compare-and-set UPDATE, so no server accepts a
-// stale counter; a credential is added in a transaction that locks its
-// user's row, so the credential limit holds. Servers starting at once
-// migrate the schema once, under an advisory lock.
+// sign count and a TOTP time step move by compare-and-set UPDATEs, so no
+// server accepts a stale counter or a code twice; a recovery code is
+// marked used by a compare-and-set too; a security key or TOTP device is
+// added in a transaction that locks its user's row, so the device limit
+// (keys plus TOTP devices) holds. Servers starting at once migrate the
+// schema once, under an advisory lock.
 //
 // The tables are named webauthn_users, webauthn_credentials,
-// webauthn_challenges and webauthn_schema_version, in the connection's
-// default schema (set search_path in the connection string to move them).
+// webauthn_challenges, mfa_otp_devices, mfa_otp_enrollments,
+// mfa_recovery_sets, mfa_recovery_codes, mfa_attempts and
+// webauthn_schema_version, in the connection's default schema (set
+// search_path in the connection string to move them).
+//
+// # Secrets
+//
+// TOTP secrets arrive sealed ([mfa.Sealed]) and are stored as given;
+// recovery codes arrive as salted hashes. Nothing else secret is stored.
 package postgres
 
 import (
@@ -36,8 +49,9 @@ import (
 	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/pgxpool"
 
+	"github.com/fidokit/fidokit/internal/migrations"
+	"github.com/fidokit/fidokit/mfa"
 	"github.com/fidokit/fidokit/webauthn"
-	"github.com/fidokit/fidokit/webauthn/internal/migrations"
 )
 
 // ErrSchemaTooNew is returned by [Open] for a database whose schema was
@@ -58,8 +72,8 @@ const (
 //go:embed migrations/*.sql
 var migrationFiles embed.FS
 
-// Store is a [webauthn.Store] on a PostgreSQL database. Open one with
-// [Open] and close it with [Store.Close].
+// Store is a [webauthn.Store] and an [mfa.Store] on a PostgreSQL
+// database. Open one with [Open] and close it with [Store.Close].
 //
 // A Store is safe for concurrent use by multiple goroutines, and other
 // Stores (in this or other processes) may use the same database at the
@@ -68,7 +82,10 @@ type Store struct {
 	pool *pgxpool.Pool
 }
 
-var _ webauthn.Store = (*Store)(nil)
+var (
+	_ webauthn.Store = (*Store)(nil)
+	_ mfa.Store      = (*Store)(nil)
+)
 
 // Open connects to the database named by connString (a postgres:// URL
 // or key=value string as [pgxpool.ParseConfig] accepts, including
@@ -291,9 +308,12 @@ func scanCredential(row pgx.Row) (*webauthn.Credential, error) {
 	return &c, nil
 }
 
-// AddCredential implements [webauthn.Store.AddCredential]. It runs in one
-// transaction that first locks the user's row (SELECT … FOR UPDATE), so
-// concurrent adds for one user, from any server, count one at a time.
+// AddCredential implements [webauthn.Store.AddCredential], with the
+// limit of [mfa.Store]: it counts the user's security keys plus their
+// TOTP devices. It runs in one transaction that first locks the user's
+// row (SELECT … FOR UPDATE), as CompleteOTPEnrollment does, so
+// concurrent adds of either type for one user, from any server, count
+// one at a time.
 func (s *Store) AddCredential(ctx context.Context, c *webauthn.Credential, limit int) error {
 	err := pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
 		return addCredential(ctx, tx, c, limit)
@@ -333,21 +353,18 @@ func (s *Store) CreateUserWithCredential(ctx context.Context, u *webauthn.User, 
 }
 
 func addCredential(ctx context.Context, tx pgx.Tx, c *webauthn.Credential, limit int) error {
-	var one int
-	err := tx.QueryRow(ctx, `SELECT 1 FROM webauthn_users WHERE id = $1 FOR UPDATE`, bytea(c.UserID)).Scan(&one)
-	if errors.Is(err, pgx.ErrNoRows) {
-		return fmt.Errorf("user: %w", webauthn.ErrNotFound)
-	} else if err != nil {
+	if err := lockUser(ctx, tx, c.UserID); err != nil {
 		return err
 	}
 	// A new statement: under READ COMMITTED it sees every insert committed
 	// before the lock was granted.
 	var (
-		n      int
+		n      int // devices of every type: keys and TOTP devices
 		exists bool
 	)
-	err = tx.QueryRow(ctx, `SELECT
-		(SELECT count(*) FROM webauthn_credentials WHERE user_id = $1),
+	err := tx.QueryRow(ctx, `SELECT
+		(SELECT count(*) FROM webauthn_credentials WHERE user_id = $1) +
+		(SELECT count(*) FROM mfa_otp_devices WHERE user_id = $1),
 		EXISTS (SELECT 1 FROM webauthn_credentials WHERE id = $2)`,
 		bytea(c.UserID), bytea(c.ID)).Scan(&n, &exists)
 	switch {
@@ -405,7 +422,7 @@ func (s *Store) Credentials(ctx context.Context, userID []byte) ([]*webauthn.Cre
 }
 
 // updateOwned runs an UPDATE or DELETE scoped to one user's credential
-// and turns "no row" into ErrNotFound.
+// or TOTP device and turns "no row" into ErrNotFound.
 func (s *Store) updateOwned(ctx context.Context, what, query string, args ...any) error {
 	tag, err := s.pool.Exec(ctx, query, args...)
 	switch {

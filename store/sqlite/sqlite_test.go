@@ -3,13 +3,17 @@ package sqlite
 import (
 	"context"
 	"errors"
+	"os"
 	"path/filepath"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/stretchr/testify/require"
+
+	"github.com/fidokit/fidokit/mfa"
+	"github.com/fidokit/fidokit/store/storetest"
 	"github.com/fidokit/fidokit/webauthn"
-	"github.com/fidokit/fidokit/webauthn/storetest"
 )
 
 // open opens path and closes it when the test ends.
@@ -37,6 +41,38 @@ func TestStore(t *testing.T) {
 func TestShared(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "shared.db")
 	storetest.RunShared(t, open(t, path), open(t, path))
+}
+
+func TestMFAStore(t *testing.T) {
+	storetest.RunMFA(t, func(t *testing.T) mfa.Store {
+		return open(t, filepath.Join(t.TempDir(), "fidokit.db"))
+	})
+}
+
+// TestMFAShared races two handles on one file, as two processes would.
+func TestMFAShared(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "shared.db")
+	storetest.RunMFAShared(t, open(t, path), open(t, path))
+}
+
+// TestNoPlaintext reads every byte SQLite wrote, the database file and
+// its write-ahead log, for the plaintexts behind the sealed TOTP seeds
+// and the recovery code hashes.
+func TestNoPlaintext(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "fidokit.db")
+	s := open(t, path)
+	storetest.RunNoPlaintext(t, s, func(t *testing.T) []byte {
+		var raw []byte
+		for _, name := range []string{path, path + "-wal"} {
+			b, err := os.ReadFile(name)
+			if errors.Is(err, os.ErrNotExist) {
+				continue
+			}
+			require.NoError(t, err)
+			raw = append(raw, b...)
+		}
+		return raw
+	})
 }
 
 // versions returns the rows of the schema_version table.
