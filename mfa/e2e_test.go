@@ -393,3 +393,51 @@ func TestRacingServers(t *testing.T) {
 		})
 	}
 }
+
+// A seed file that cannot be read gives a typed error and stores nothing.
+func TestSeedFileErrors(t *testing.T) {
+	ctx := t.Context()
+	s := newStack(t, mfa.NewMemoryStore(), newClock(), nil)
+	u := s.user(t, "oscar@example.com")
+	psk := bytes.Repeat([]byte{0x17}, 16)
+	seed := []byte("a token seed of 20 b")
+	doc := pskcDoc(t, psk, map[string][]byte{"GALT0001": seed})
+	mac := bytes.Index(doc, []byte("<ValueMAC>")) + len("<ValueMAC>")
+	badMAC := bytes.Clone(doc)
+	if badMAC[mac] == 'A' {
+		badMAC[mac] = 'B'
+	} else {
+		badMAC[mac] = 'A'
+	}
+	hotp := bytes.ReplaceAll(doc, []byte("pskc:totp"), []byte("pskc:hotp"))
+
+	for _, tc := range []struct {
+		name string
+		tok  mfa.Token
+		want error
+	}{
+		{"wrong MAC", mfa.Token{Serial: "GALT0001", SeedFile: badMAC, PreSharedKey: psk}, mfa.ErrSeedFileMAC},
+		{"wrong key", mfa.Token{Serial: "GALT0001", SeedFile: doc, PreSharedKey: bytes.Repeat([]byte{0x18}, 16)}, mfa.ErrSeedFileMAC},
+		{"no key", mfa.Token{Serial: "GALT0001", SeedFile: doc}, mfa.ErrSeedFileKeyRequired},
+		{"missing serial", mfa.Token{Serial: "GALT0002", SeedFile: doc, PreSharedKey: psk}, mfa.ErrSerialNotFound},
+		{"malformed XML", mfa.Token{Serial: "GALT0001", SeedFile: doc[:len(doc)/2], PreSharedKey: psk}, mfa.ErrSeedFileMalformed},
+		{"not XML", mfa.Token{Serial: "GALT0001", SeedFile: []byte("GALT0001,JBSWY3DPEHPK3PXP"), PreSharedKey: psk}, mfa.ErrSeedFileMalformed},
+		{"an event-based token", mfa.Token{Serial: "GALT0001", SeedFile: hotp, PreSharedKey: psk}, mfa.ErrNotTOTP},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			_, err := s.m.BeginToken(ctx, u.ID, tc.tok)
+			require.ErrorIs(t, err, tc.want)
+			var leak secrets
+			leak.seed(seed)
+			leak.seed(psk)
+			leak.assertAbsent(t, "the error", []byte(err.Error()))
+		})
+	}
+	s.clock.Add(mfa.DefaultEnrollmentTimeout)
+	n, err := s.m.PurgeEnrollments(ctx)
+	require.NoError(t, err)
+	assert.Zero(t, n, "no pending enrollment was stored")
+	ds, err := s.m.Devices(ctx, u.ID)
+	require.NoError(t, err)
+	assert.Empty(t, ds)
+}

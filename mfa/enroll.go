@@ -128,6 +128,9 @@ func (m *Manager) BeginToken(ctx context.Context, userID []byte, t Token) (*Enro
 		return nil, fmt.Errorf("%w: give a seed file or a secret, not both", ErrInvalidRequest)
 	case len(t.SeedFile) > 0:
 		keys, err := pskc.Parse(t.SeedFile, pskc.Decryption{PreSharedKey: t.PreSharedKey, Password: t.Password})
+		if errors.Is(err, pskc.ErrNoKeys) {
+			return nil, fmt.Errorf("mfa: reading the seed file: it holds no tokens: %w", ErrSerialNotFound)
+		}
 		if err != nil {
 			return nil, fmt.Errorf("mfa: reading the seed file: %w", err)
 		}
@@ -136,7 +139,7 @@ func (m *Manager) BeginToken(ctx context.Context, userID []byte, t Token) (*Enro
 			return nil, fmt.Errorf("mfa: reading the seed file: %w", err)
 		}
 		if !k.TOTP() {
-			return nil, fmt.Errorf("%w: serial %q is %s", ErrNotTOTP, t.Serial, k.Algorithm)
+			return nil, fmt.Errorf("%w: serial %q is %q", ErrNotTOTP, t.Serial, k.Algorithm)
 		}
 		if len(k.Secret) < minSecretBytes {
 			return nil, fmt.Errorf("%w: %d bits", ErrInvalidSecret, 8*len(k.Secret))

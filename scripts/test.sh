@@ -7,9 +7,11 @@ cd "$(dirname "$0")/.."
 
 # Debian packages the test suite needs: PostgreSQL for the store tests;
 # libfido2, its tools, pkg-config, gcc and binutils (nm) for the cgo backend,
-# the preload shim and the fido2-tools tests. A later suite adds its own here,
-# so one command keeps working on a new machine.
-packages=(postgresql libfido2-dev fido2-tools pkg-config gcc binutils)
+# the preload shim and the fido2-tools tests; oathtool (an independent TOTP
+# generator) and zbar-tools (zbarimg, an independent QR decoder) for the
+# mfa tests. A later suite adds its own here, so one command keeps working
+# on a new machine.
+packages=(postgresql libfido2-dev fido2-tools pkg-config gcc binutils oathtool zbar-tools)
 missing=()
 for p in "${packages[@]}"; do
   dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p")

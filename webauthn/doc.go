@@ -11,7 +11,7 @@
 //	rp, err := webauthn.New(webauthn.Config{
 //		RPID:    "example.com",
 //		Origins: []string{"https://login.example.com"},
-//		Store:   webauthn.NewMemoryStore(), // or the sqlite or postgres store
+//		Store:   webauthn.NewMemoryStore(), // or store/sqlite, store/postgres
 //	})
 //
 // Then either mount the JSON API of [RelyingParty.Handler] for a web page,

@@ -1,29 +1,32 @@
-// Command enroll walks a person through protecting an account with a
-// security key: find the key, protect it with a PIN, register it with a
-// relying party, then sign in with it to prove it works.
+// Command enroll walks a person through protecting an account with MFA,
+// as the guides do: choose a device type, set it up (a security key with a
+// PIN, an authenticator app from a QR code, or a hardware TOTP token from
+// its seed file), keep recovery codes, add a backup device, and prove each
+// new device works by signing in with it as the second factor. It runs on
+// fidokit's own relying party (package webauthn) and account MFA (package
+// mfa) with a SQLite file.
 //
-// With a key plugged in it uses that key; with none, or with -virtual, it
-// uses a virtual key so the whole path can be tried on any machine:
+//	go run ./examples/enroll                      # the guide, with virtual devices when no key is attached
+//	go run ./examples/enroll -type app            # an authenticator app
+//	go run ./examples/enroll -type token          # a hardware TOTP token
+//	go run ./examples/enroll -device /dev/hidraw3 -user alice@example.com -db ./auth.db
+//	go run ./examples/enroll -json                # the summary as one JSON object on stdout
 //
-//	go run ./examples/enroll
-//	go run ./examples/enroll -device /dev/hidraw3 -user alice@example.com
+// With no key attached, or with -virtual, it uses virtual devices and
+// plays the person: a virtual key that touches itself, a phone that reads
+// the QR code's URI, a token whose seed file it writes. So the command
+// runs unattended on any machine and exits 0.
 //
-// A key without a PIN is offered one (CTAP 2.1 §6.5.5.5): the PIN comes
-// from -pin, or is typed on the terminal; a virtual key gets a demo PIN
-// unless -pin says otherwise, so that the path runs unattended. -no-pin
-// skips the step. Once the key has a PIN, registration and sign-in ask for
-// user verification, and the key's PIN is asked for (or taken from -pin)
-// only when the key needs it.
+// The PIN of a real key is never taken from the command line: it is typed
+// on the terminal without echo, read from -pin-file, or taken from the
+// FIDOKIT_PIN environment variable. A virtual key keeps a demo PIN.
 //
-// The relying party runs in this process on github.com/go-webauthn/webauthn,
-// which verifies the attestation and the sign-in signature independently of
-// fidokit.
+// Exit codes: 0 done, 1 a step failed, 2 bad usage.
 package main
 
 import (
 	"bufio"
 	"context"
-	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"flag"
@@ -36,343 +39,464 @@ import (
 	"syscall"
 	"time"
 
-	"github.com/fidokit/fidokit/fido"
-	"github.com/fidokit/fidokit/fido/virtual"
-	"github.com/go-webauthn/webauthn/protocol"
-	gowebauthn "github.com/go-webauthn/webauthn/webauthn"
+	"golang.org/x/net/publicsuffix"
+
+	"github.com/fidokit/fidokit/mfa"
+	"github.com/fidokit/fidokit/store/sqlite"
+	"github.com/fidokit/fidokit/webauthn"
 )
 
 func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
-	if err := run(ctx, os.Args[1:], os.Stdin, os.Stdout); err != nil {
-		fmt.Fprintln(os.Stderr, "enroll:", err)
-		os.Exit(1)
-	}
+	os.Exit(run(ctx, os.Args[1:], os.Stdin, os.Stdout, os.Stderr))
 }
+
+// Exit codes.
+const (
+	exitOK    = 0
+	exitFail  = 1
+	exitUsage = 2
+)
 
 type options struct {
-	virtual  bool
-	device   string
-	state    string
-	rpID     string
-	userName string
-	timeout  time.Duration
-	pin      string
-	noPIN    bool
+	kind       string
+	backup     string
+	virtual    bool
+	device     string
+	state      string
+	rpID       string
+	userName   string
+	db         string
+	recovery   string
+	pinFile    string
+	noPIN      bool
+	serial     string
+	seedFile   string
+	pskFile    string
+	secretFile string
+	timeout    time.Duration
+	json       bool
 }
 
-// virtualDemoPIN is the PIN a virtual key is given when -pin is not set,
-// so that the guided flow runs without a terminal. It protects nothing: the
-// virtual key lives in a temporary file unless -state names one.
-const virtualDemoPIN = "fidokit-demo"
-
-func parseFlags(args []string, out io.Writer) (*options, error) {
+func parseFlags(args []string, stderr io.Writer) (*options, error) {
 	fs := flag.NewFlagSet("enroll", flag.ContinueOnError)
-	fs.SetOutput(out)
+	fs.SetOutput(stderr)
 	o := &options{}
-	fs.BoolVar(&o.virtual, "virtual", false, "use a virtual key even when a real one is attached")
-	fs.StringVar(&o.device, "device", "", "path of the key to use (default: the first attached key)")
+	fs.StringVar(&o.kind, "type", "", "device type: key (security key), app (authenticator app) or token (hardware TOTP token); default: ask on a terminal, else key")
+	fs.StringVar(&o.backup, "backup", "", "backup device to add after the first: key, app, token or none; default: ask on a terminal, a second virtual key with virtual devices, else none")
+	fs.BoolVar(&o.virtual, "virtual", false, "use virtual devices even when a real key is attached")
+	fs.StringVar(&o.device, "device", "", "path of the security key to use (default: the first attached key)")
 	fs.StringVar(&o.state, "state", "", "virtual key state file (default: a temporary file)")
-	fs.StringVar(&o.rpID, "rp", "example.com", "relying party ID to register with")
+	fs.StringVar(&o.rpID, "rp", "example.com", "relying party ID: the domain the account belongs to")
 	fs.StringVar(&o.userName, "user", "alice@example.com", "account name")
-	fs.DurationVar(&o.timeout, "timeout", 2*time.Minute, "how long to wait for each touch")
-	fs.StringVar(&o.pin, "pin", "", "PIN to set on a key that has none, and to give when the key asks (default: type it; a virtual key gets a demo PIN)")
+	fs.StringVar(&o.db, "db", "", "SQLite file for accounts and devices (default: a new temporary file)")
+	fs.StringVar(&o.recovery, "recovery-codes", "", "file to write the recovery codes to, created with mode 0600 (default: recovery-codes.txt beside the database)")
+	fs.StringVar(&o.pinFile, "pin-file", "", "file holding the security key's PIN (default: $FIDOKIT_PIN, else ask on the terminal)")
 	fs.BoolVar(&o.noPIN, "no-pin", false, "do not set a PIN on a key that has none")
+	fs.StringVar(&o.serial, "serial", "", "hardware token: the serial number printed on it")
+	fs.StringVar(&o.seedFile, "seed-file", "", "hardware token: the vendor's seed file (PSKC, RFC 6030)")
+	fs.StringVar(&o.pskFile, "psk-file", "", "hardware token: file holding the seed file's pre-shared key in hex, if it is encrypted")
+	fs.StringVar(&o.secretFile, "secret-file", "", "hardware token: file holding its base32 secret, instead of a seed file")
+	fs.DurationVar(&o.timeout, "timeout", 2*time.Minute, "how long to wait for each touch")
+	fs.BoolVar(&o.json, "json", false, "print the summary as one JSON object on stdout (progress goes to stderr)")
+	fs.Usage = func() {
+		fmt.Fprintln(fs.Output(), "Usage: enroll [flags]\n\nWalks through protecting an account with MFA on fidokit's relying party.\n\nFlags:")
+		fs.PrintDefaults()
+	}
 	if err := fs.Parse(args); err != nil {
 		return nil, err
 	}
 	if fs.NArg() != 0 {
 		return nil, fmt.Errorf("unexpected arguments: %v", fs.Args())
 	}
+	for _, k := range []struct{ flag, v string }{{"-type", o.kind}, {"-backup", o.backup}} {
+		switch k.v {
+		case "", "key", "app", "token", "none":
+		default:
+			return nil, fmt.Errorf("%s %q: want key, app or token", k.flag, k.v)
+		}
+	}
+	if o.kind == "none" {
+		return nil, errors.New("-type none: the first device must be key, app or token")
+	}
+	if err := checkRPID(o.rpID); err != nil {
+		return nil, err
+	}
+	if strings.TrimSpace(o.userName) == "" || len(o.userName) > 256 {
+		return nil, fmt.Errorf("-user %q: want an account name of 1 to 256 bytes", o.userName)
+	}
 	return o, nil
 }
 
-// user is the account being protected, as the relying party sees it.
-type user struct {
-	id    []byte
-	name  string
-	creds []gowebauthn.Credential
-}
-
-func (u *user) WebAuthnID() []byte                           { return u.id }
-func (u *user) WebAuthnName() string                         { return u.name }
-func (u *user) WebAuthnDisplayName() string                  { return u.name }
-func (u *user) WebAuthnCredentials() []gowebauthn.Credential { return u.creds }
-
-func run(ctx context.Context, args []string, in io.Reader, out io.Writer) error {
-	o, err := parseFlags(args, out)
-	if err != nil {
-		return err
+// checkRPID refuses what no relying party can use as its ID: a URL, a
+// host with a port, a public suffix (a key would scope a credential to
+// all of "co.uk"), or anything the relying party itself refuses.
+func checkRPID(id string) error {
+	if strings.ContainsAny(id, "/:@?#") || strings.TrimSpace(id) != id || id == "" {
+		return fmt.Errorf("-rp %q: want a domain such as example.com, without scheme, port or path", id)
 	}
-	say := func(format string, a ...any) { fmt.Fprintf(out, format+"\n", a...) }
-	term := &terminal{in: bufio.NewReader(in), file: in, out: out}
-	// The PIN is asked for only when the key needs it, and is not kept
-	// here beyond the flags it came from.
-	pins := &pinSource{flag: o.pin, term: term}
-	prompt := fido.Prompt{
-		Touch: func() { say("          Touch your security key...") },
-		PIN:   pins.ask,
+	if id != "localhost" {
+		if suffix, icann := publicsuffix.PublicSuffix(id); icann && suffix == id || !strings.Contains(id, ".") {
+			return fmt.Errorf("-rp %q: a public suffix cannot be a relying party ID; use a domain you own, such as example.%s", id, id)
+		}
 	}
-
-	say("Step 1/5  Looking for a security key")
-	dev, virtualKey, cleanup, err := openKey(ctx, o, prompt, say)
-	if err != nil {
-		return err
+	if _, err := webauthn.New(webauthn.Config{RPID: id, Origins: []string{"https://" + id}, Store: webauthn.NewMemoryStore()}); err != nil {
+		return fmt.Errorf("-rp %q: %v", id, err)
 	}
-	defer cleanup()
-	if virtualKey && pins.flag == "" {
-		pins.flag = virtualDemoPIN
-	}
-
-	say("Step 2/5  Reading the key")
-	info, err := dev.Info(ctx)
-	if err != nil {
-		return fmt.Errorf("reading key info: %w", err)
-	}
-	say("          Protocols %v, algorithms %v", info.Versions, info.Algorithms)
-
-	say("Step 3/5  Protecting the key with a PIN")
-	verify, err := protect(ctx, dev, info, o, pins, say)
-	if err != nil {
-		return err
-	}
-	uv := protocol.VerificationDiscouraged
-	if verify {
-		uv = protocol.VerificationRequired
-	}
-
-	origin := "https://" + o.rpID
-	rp, err := gowebauthn.New(&gowebauthn.Config{RPID: o.rpID, RPDisplayName: o.rpID, RPOrigins: []string{origin}})
-	if err != nil {
-		return fmt.Errorf("setting up the relying party: %w", err)
-	}
-	u := &user{id: []byte(o.userName), name: o.userName}
-	client := &fido.WebAuthnClient{Authenticator: dev, Origin: origin}
-
-	say("Step 4/5  Registering the key with %s for %s", o.rpID, o.userName)
-	creation, session, err := rp.BeginRegistration(u,
-		gowebauthn.WithConveyancePreference(protocol.PreferDirectAttestation),
-		gowebauthn.WithAuthenticatorSelection(protocol.AuthenticatorSelection{UserVerification: uv}))
-	if err != nil {
-		return fmt.Errorf("starting registration: %w", err)
-	}
-	cred, err := ceremony(ctx, o.timeout, creation, client.Create)
-	if err != nil {
-		return fmt.Errorf("registering the key: %w", err)
-	}
-	parsedReg, err := protocol.ParseCredentialCreationResponseBytes(cred)
-	if err != nil {
-		return fmt.Errorf("relying party could not read the registration: %w", err)
-	}
-	c, err := rp.CreateCredential(u, *session, parsedReg)
-	if err != nil {
-		return fmt.Errorf("relying party refused the registration: %w", err)
-	}
-	u.creds = append(u.creds, *c)
-	say("          Registered credential %s (%s attestation)", short(c.ID), c.AttestationFormat)
-
-	say("Step 5/5  Signing in with the key to prove it works")
-	assertion, session, err := rp.BeginLogin(u, gowebauthn.WithUserVerification(uv))
-	if err != nil {
-		return fmt.Errorf("starting sign-in: %w", err)
-	}
-	resp, err := ceremony(ctx, o.timeout, assertion, client.Get)
-	if err != nil {
-		return fmt.Errorf("signing in: %w", err)
-	}
-	parsedLogin, err := protocol.ParseCredentialRequestResponseBytes(resp)
-	if err != nil {
-		return fmt.Errorf("relying party could not read the sign-in: %w", err)
-	}
-	used, err := rp.ValidateLogin(u, *session, parsedLogin)
-	if err != nil {
-		return fmt.Errorf("relying party refused the sign-in: %w", err)
-	}
-	say("          Signed in as %s with credential %s (signature counter %d)", o.userName, short(used.ID), used.Authenticator.SignCount)
-	say("Done. The key protects %s. Register a second key as a backup, and keep your recovery codes.", o.userName)
 	return nil
 }
 
-// ceremony marshals the relying party's options, runs one WebAuthn client
-// call on them with a deadline, and returns the credential JSON.
-func ceremony(ctx context.Context, timeout time.Duration, options any, call func(context.Context, []byte) ([]byte, error)) ([]byte, error) {
-	b, err := json.Marshal(options)
+func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.Writer) int {
+	o, err := parseFlags(args, stderr)
+	if errors.Is(err, flag.ErrHelp) {
+		return exitOK
+	}
+	if err != nil {
+		fmt.Fprintln(stderr, "enroll:", err)
+		return exitUsage
+	}
+	progress := stdout
+	if o.json {
+		progress = stderr
+	}
+	g := &guide{o: o, out: progress, term: newTerminal(stdin, progress)}
+	sum, err := g.walk(ctx)
+	if err != nil {
+		fmt.Fprintln(stderr, "enroll:", err)
+		return exitFail
+	}
+	if o.json {
+		enc := json.NewEncoder(stdout)
+		enc.SetIndent("", "  ")
+		if err := enc.Encode(sum); err != nil {
+			fmt.Fprintln(stderr, "enroll:", err)
+			return exitFail
+		}
+	}
+	return exitOK
+}
+
+// guide is one run through the steps.
+type guide struct {
+	o    *options
+	out  io.Writer
+	term *terminal
+	// virtual is set when there is no real key (or -virtual): every
+	// device is then virtual and the guide plays the person.
+	virtual bool
+	tmp     string
+	m       *mfa.Manager
+	rp      *webauthn.RelyingParty
+	user    *webauthn.User
+	added   []*added
+	keys    keySet
+}
+
+// added is a device this run enrolled, with what proves it at sign-in.
+type added struct {
+	dev    *mfa.Device
+	signIn func(ctx context.Context) (*mfa.Verification, error)
+}
+
+func (g *guide) say(format string, a ...any) { fmt.Fprintf(g.out, format+"\n", a...) }
+
+func (g *guide) step(n int, format string, a ...any) {
+	g.say("Step %d/7  %s", n, fmt.Sprintf(format, a...))
+}
+
+func (g *guide) walk(ctx context.Context) (*summary, error) {
+	defer g.keys.closeAll()
+
+	g.step(1, "Checking the account %s on %s", g.o.userName, g.o.rpID)
+	if err := g.open(ctx); err != nil {
+		return nil, err
+	}
+
+	kind, err := g.chooseType(g.o.kind, "Which device protects the account?", false)
 	if err != nil {
 		return nil, err
 	}
-	ctx, cancel := context.WithTimeout(ctx, timeout)
-	defer cancel()
-	return call(ctx, b)
-}
+	g.step(2, "Device type: %s", kindName[kind])
 
-// protect offers a key without a PIN one, and reports whether the key can
-// verify the person (a PIN or built-in verification), in which case the
-// ceremonies require it.
-func protect(ctx context.Context, dev fido.Authenticator, info *fido.Info, o *options, pins *pinSource, say func(string, ...any)) (bool, error) {
-	builtIn, _ := info.Option("uv")
-	pinSet, pinSupported := info.Option("clientPin")
-	pm, canManage := dev.(fido.PINManager)
-	switch {
-	case pinSet:
-		if canManage {
-			if n, _, err := pm.PINRetries(ctx); err == nil {
-				say("          The key has a PIN (%d tries left); you will be asked for it when the key needs it.", n)
-				return true, nil
-			}
+	g.step(3, "Setting up the %s", kindName[kind])
+	if err := g.enroll(ctx, kind); err != nil {
+		return nil, err
+	}
+
+	g.step(4, "Recovery codes")
+	file, err := g.recoveryCodes(ctx)
+	if err != nil {
+		return nil, err
+	}
+
+	backup, err := g.chooseBackup()
+	if err != nil {
+		return nil, err
+	}
+	if backup == "none" {
+		g.step(5, "Backup device: none. Add one later: with only one device, losing it leaves only the recovery codes.")
+	} else {
+		g.step(5, "Adding a backup device: %s", kindName[backup])
+		if err := g.enroll(ctx, backup); err != nil {
+			return nil, err
 		}
-		say("          The key has a PIN; you will be asked for it when the key needs it.")
-		return true, nil
-	case !pinSupported || !canManage:
-		say("          The key has no PIN support; it will be used with a touch only.")
-		return builtIn, nil
-	case o.noPIN:
-		say("          The key has no PIN; skipping as asked (-no-pin). Anyone holding it can use it.")
-		return builtIn, nil
 	}
-	say("          The key has no PIN. Setting one, so that a lost key is useless to whoever finds it.")
-	pin, err := pins.newPIN(info.MinPINLength)
-	if err != nil {
-		return false, err
-	}
-	err = pm.SetPIN(ctx, pin)
-	if errors.Is(err, fido.StatusPINPolicyViolation) {
-		return false, fmt.Errorf("setting the PIN: the key refused it (at least %d characters): %w", max(info.MinPINLength, 4), err)
-	}
-	if err != nil {
-		return false, fmt.Errorf("setting the PIN: %w", err)
-	}
-	say("          PIN set. The key will ask for it to register and to sign in.")
-	return true, nil
-}
 
-// pinSource answers the key's requests for its PIN: with -pin (or the
-// virtual key's demo PIN) on the first try, else by asking on the
-// terminal.
-type pinSource struct {
-	flag string
-	term *terminal
-}
-
-// ask is the Prompt.PIN callback.
-func (p *pinSource) ask(ctx context.Context, req fido.PINRequest) (string, error) {
-	if req.Retry {
-		// A PIN the key refused is not offered again.
-		p.flag = ""
-		fmt.Fprintf(p.term.out, "          Wrong PIN; %d tries left before the key locks.\n", req.Retries)
-	}
-	if p.flag != "" {
-		return p.flag, nil
-	}
-	return p.term.readSecret(fmt.Sprintf("          Enter the PIN of your security key (%d tries left): ", req.Retries))
-}
-
-// newPIN returns the PIN to set: -pin, or one typed twice.
-func (p *pinSource) newPIN(minLen int) (string, error) {
-	if p.flag != "" {
-		return p.flag, nil
-	}
-	first, err := p.term.readSecret(fmt.Sprintf("          Choose a PIN (at least %d characters): ", max(minLen, 4)))
-	if err != nil {
-		return "", err
-	}
-	again, err := p.term.readSecret("          Enter it again: ")
-	if err != nil {
-		return "", err
-	}
-	if first != again {
-		return "", errors.New("setting the PIN: the two PINs differ")
-	}
-	p.flag = first
-	return first, nil
-}
-
-// terminal reads PINs, without echo when in is a terminal.
-type terminal struct {
-	in   *bufio.Reader
-	file io.Reader
-	out  io.Writer
-}
-
-var errNoPIN = errors.New("no PIN given (use -pin, or run in a terminal)")
-
-func (t *terminal) readSecret(prompt string) (string, error) {
-	fmt.Fprint(t.out, prompt)
-	restore := noEcho(t.file)
-	line, err := t.in.ReadString('\n')
-	restore()
-	fmt.Fprintln(t.out)
-	line = strings.TrimRight(line, "\r\n")
-	if line == "" {
-		if err != nil && !errors.Is(err, io.EOF) {
-			return "", fmt.Errorf("reading the PIN: %w", err)
-		}
-		return "", errNoPIN
-	}
-	return line, nil
-}
-
-// openKey opens the key to enroll: the one named by -device, else the first
-// attached key, else a virtual key, which it reports.
-func openKey(ctx context.Context, o *options, prompt fido.Prompt, say func(string, ...any)) (fido.Authenticator, bool, func(), error) {
-	opener := &fido.Opener{Prompt: prompt}
-	path := o.device
-	if path == "" && !o.virtual {
-		keys, err := fido.Devices(ctx)
+	g.step(6, "Testing a sign-in with each new device as the second factor")
+	var tests []signInJSON
+	for _, a := range g.added {
+		v, err := a.signIn(ctx)
 		if err != nil {
-			return nil, false, nil, fmt.Errorf("listing security keys: %w", err)
+			return nil, fmt.Errorf("signing in with %s %q: %w", kindName[kindOf(a.dev.Type)], a.dev.Name, err)
 		}
-		if len(keys) > 0 {
-			path = keys[0].Path
-			say("          Found %s %s at %s", keys[0].Manufacturer, keys[0].Product, path)
-		}
-	}
-	if path != "" {
-		dev, err := opener.Open(ctx, path)
-		if err != nil {
-			return nil, false, nil, err
-		}
-		return dev, false, func() { dev.Close() }, nil
+		g.say("          Signed in with %s %q (%s)", kindName[kindOf(a.dev.Type)], a.dev.Name, v.Factor)
+		tests = append(tests, signInJSON{Device: a.dev.ID, Factor: string(v.Factor), At: v.At.UTC()})
 	}
 
-	if !o.virtual {
-		say("          No security key is attached; using a virtual key instead.")
-	}
-	state := o.state
-	var tmp string
-	if state == "" {
+	g.step(7, "Summary")
+	return g.summarize(ctx, file, tests)
+}
+
+// open validates the account and opens the database, before any device
+// is touched.
+func (g *guide) open(ctx context.Context) error {
+	dbPath := g.o.db
+	if dbPath == "" {
 		d, err := os.MkdirTemp("", "fidokit-enroll-")
 		if err != nil {
-			return nil, false, nil, err
+			return err
 		}
-		tmp = d
-		state = filepath.Join(d, "virtual-key.json")
+		g.tmp = d
+		dbPath = filepath.Join(d, "fidokit.db")
 	}
-	// The virtual key asks for a touch and "touches" itself shortly after,
-	// so the prompts read as they would with a real key.
-	k, err := virtual.New(&virtual.Config{StatePath: state, UserPresence: virtual.ApproveAfter(300 * time.Millisecond)})
+	if g.o.recovery == "" {
+		g.o.recovery = filepath.Join(filepath.Dir(dbPath), "recovery-codes.txt")
+	}
+	g.o.db = dbPath
+	// Refuse now, not after a key got a PIN, to overwrite codes kept
+	// from an earlier run.
+	if _, err := os.Stat(g.o.recovery); err == nil {
+		return fmt.Errorf("recovery codes: %s exists; move it away or pass -recovery-codes", g.o.recovery)
+	}
+	store, err := sqlite.Open(ctx, dbPath)
 	if err != nil {
-		return nil, false, nil, fmt.Errorf("starting the virtual key: %w", err)
+		return err
 	}
-	say("          Virtual key ready (state in %s)", state)
-	dev, err := k.Open(ctx, opener)
+	g.keys.onClose(func() { store.Close() })
+	g.say("          Accounts and devices in %s", dbPath)
+	g.rp, err = webauthn.New(webauthn.Config{
+		RPID: g.o.rpID, RPName: g.o.rpID, Origins: []string{"https://" + g.o.rpID}, Store: store,
+		// A key with a PIN verifies the person; one without still
+		// proves possession with a touch.
+		Policy: webauthn.Policy{UserVerification: webauthn.Preferred},
+	})
 	if err != nil {
-		k.Close()
-		return nil, false, nil, err
+		return fmt.Errorf("setting up the relying party: %w", err)
 	}
-	return dev, true, func() {
-		dev.Close()
-		k.Close()
-		if tmp != "" {
-			os.RemoveAll(tmp)
+	keys, err := demoKeyring(dbPath)
+	if err != nil {
+		return err
+	}
+	g.m, err = mfa.New(mfa.Config{RelyingParty: g.rp, Keys: keys, Issuer: g.o.rpID})
+	if err != nil {
+		return err
+	}
+	g.user, err = g.rp.UserByName(ctx, g.o.userName)
+	if errors.Is(err, webauthn.ErrNotFound) {
+		// The guide's first factor, a password, is the service's own
+		// business; here the account simply exists.
+		g.user, err = g.rp.CreateUser(ctx, g.o.userName, "")
+	}
+	if err != nil {
+		return fmt.Errorf("reading the account: %w", err)
+	}
+	if g.o.device == "" && !g.o.virtual {
+		attached, err := attachedKeys(ctx)
+		if err != nil {
+			return err
 		}
-	}, nil
+		g.virtual = len(attached) == 0
+	} else {
+		g.virtual = g.o.virtual
+	}
+	if g.virtual {
+		g.say("          No security key is attached (or -virtual): using virtual devices, and playing the person.")
+	}
+	return nil
 }
 
-func short(id []byte) string {
-	s := hex.EncodeToString(id)
-	if len(s) > 16 {
-		s = s[:16] + "..."
+// demoKeyring is the key that seals TOTP seeds. A service takes it from
+// its secrets manager; this command keeps one in a file beside the
+// database, readable only by its owner.
+func demoKeyring(dbPath string) (*mfa.Keyring, error) {
+	path := dbPath + ".seal-key"
+	key, err := os.ReadFile(path)
+	if errors.Is(err, os.ErrNotExist) {
+		key = make([]byte, 32)
+		if _, err := io.ReadFull(randReader, key); err != nil {
+			return nil, err
+		}
+		err = os.WriteFile(path, key, 0o600)
 	}
-	return s
+	if err != nil {
+		return nil, fmt.Errorf("reading the seal key %s: %w", path, err)
+	}
+	return mfa.NewKeyring("local", map[string][]byte{"local": key})
+}
+
+var kindName = map[string]string{"key": "security key", "app": "authenticator app", "token": "hardware TOTP token"}
+
+func kindOf(t mfa.DeviceType) string {
+	switch t {
+	case mfa.AuthenticatorApp:
+		return "app"
+	case mfa.HardwareToken:
+		return "token"
+	}
+	return "key"
+}
+
+// chooseType returns -type, or asks on a terminal, or picks a key.
+func (g *guide) chooseType(flagValue, question string, withNone bool) (string, error) {
+	if flagValue != "" {
+		return flagValue, nil
+	}
+	if !g.term.interactive() {
+		return "key", nil
+	}
+	choices := []string{"key", "app", "token"}
+	if withNone {
+		choices = append(choices, "none")
+	}
+	g.say("%s", question)
+	for i, c := range choices {
+		name := kindName[c]
+		if c == "none" {
+			name = "no backup now"
+		}
+		g.say("  %d) %s", i+1, name)
+	}
+	for {
+		line, err := g.term.readLine("Choose 1-" + fmt.Sprint(len(choices)) + ": ")
+		if err != nil {
+			return "", err
+		}
+		for i, c := range choices {
+			if line == fmt.Sprint(i+1) || line == c {
+				return c, nil
+			}
+		}
+		g.say("Type a number from the list.")
+	}
+}
+
+func (g *guide) chooseBackup() (string, error) {
+	if g.o.backup != "" {
+		return g.o.backup, nil
+	}
+	if g.term.interactive() {
+		return g.chooseType("", "Add a backup device, so that losing one does not lock you out?", true)
+	}
+	if g.virtual {
+		return "key", nil
+	}
+	return "none", nil
+}
+
+func (g *guide) enroll(ctx context.Context, kind string) error {
+	switch kind {
+	case "key":
+		return g.enrollKey(ctx)
+	case "app":
+		return g.enrollApp(ctx)
+	default:
+		return g.enrollToken(ctx)
+	}
+}
+
+// recoveryCodes hands out a new set: printed once and written to a file
+// only the owner can read, never overwriting one.
+func (g *guide) recoveryCodes(ctx context.Context) (string, error) {
+	f, err := os.OpenFile(g.o.recovery, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
+	if errors.Is(err, os.ErrExist) {
+		return "", fmt.Errorf("recovery codes: %s exists; move it away or pass -recovery-codes", g.o.recovery)
+	}
+	if err != nil {
+		return "", fmt.Errorf("recovery codes: %w", err)
+	}
+	defer f.Close()
+	set, err := g.m.GenerateRecoveryCodes(ctx, g.user.ID)
+	if err != nil {
+		return "", err
+	}
+	w := bufio.NewWriter(f)
+	fmt.Fprintf(w, "Recovery codes for %s on %s, made %s.\nEach works once, in place of a device. Keep them offline.\n\n", g.o.userName, g.o.rpID, set.Created.UTC().Format(time.RFC3339))
+	g.say("          Keep these somewhere safe, offline. Each works once if you lose your devices;")
+	g.say("          they are shown only now and stored only as hashes.")
+	for _, c := range set.Codes {
+		g.say("            %s", c.Reveal())
+		fmt.Fprintln(w, c.Reveal())
+	}
+	if err := w.Flush(); err != nil {
+		return "", fmt.Errorf("recovery codes: writing %s: %w", g.o.recovery, err)
+	}
+	g.say("          Also written to %s (mode 0600).", g.o.recovery)
+	return g.o.recovery, nil
+}
+
+// summary is what -json prints.
+type summary struct {
+	User              string       `json:"user"`
+	RPID              string       `json:"rpId"`
+	Database          string       `json:"database,omitempty"`
+	Virtual           bool         `json:"virtual"`
+	Devices           []deviceJSON `json:"devices"`
+	RecoveryCodesLeft int          `json:"recoveryCodesLeft"`
+	RecoveryCodesFile string       `json:"recoveryCodesFile"`
+	SignIns           []signInJSON `json:"signIns"`
+}
+
+type deviceJSON struct {
+	ID       string    `json:"id"`
+	Type     string    `json:"type"`
+	Name     string    `json:"name"`
+	Serial   string    `json:"serial,omitempty"`
+	Created  time.Time `json:"created"`
+	LastUsed time.Time `json:"lastUsed"`
+	Active   bool      `json:"active"`
+}
+
+type signInJSON struct {
+	Device string    `json:"device"`
+	Factor string    `json:"factor"`
+	At     time.Time `json:"at"`
+}
+
+func (g *guide) summarize(ctx context.Context, file string, tests []signInJSON) (*summary, error) {
+	ds, err := g.m.Devices(ctx, g.user.ID)
+	if err != nil {
+		return nil, err
+	}
+	left, err := g.m.RecoveryCodesLeft(ctx, g.user.ID)
+	if err != nil {
+		return nil, err
+	}
+	s := &summary{User: g.o.userName, RPID: g.o.rpID, Virtual: g.virtual, RecoveryCodesLeft: left, RecoveryCodesFile: file, SignIns: tests}
+	s.Database = g.o.db
+	g.say("          %s is protected by %d device(s):", g.o.userName, len(ds))
+	for _, d := range ds {
+		serial := ""
+		if d.Serial != "" {
+			serial = ", serial " + d.Serial
+		}
+		g.say("            - %s %q%s, added %s, last used %s", kindName[kindOf(d.Type)], d.Name, serial, d.Created.UTC().Format(time.RFC3339), d.LastUsed.UTC().Format(time.RFC3339))
+		s.Devices = append(s.Devices, deviceJSON{ID: d.ID, Type: string(d.Type), Name: d.Name, Serial: d.Serial, Created: d.Created.UTC(), LastUsed: d.LastUsed.UTC(), Active: d.Active()})
+	}
+	g.say("          Recovery codes left: %d (in %s)", left, file)
+	if g.tmp != "" {
+		g.say("          The database is a temporary one in %s; pass -db to choose where it lives.", g.tmp)
+	}
+	g.say("Done.")
+	return s, nil
 }

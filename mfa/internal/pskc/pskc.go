@@ -18,7 +18,10 @@
 // Containers with several keys (bulk provisioning, §8) are the common
 // case. Policy (§5), key derivation values without a Secret (§4.4) and
 // everything else are not interpreted; a key without a Secret is an
-// error, since a token's seed is what this package is for.
+// error, since a token's seed is what this package is for. Below the
+// root, elements are matched by local name in any namespace, as vendors
+// are loose about prefixes; a repeated element is an error. The document
+// is UTF-8, a byte order mark allowed, without a DOCTYPE.
 //
 // # Encryption
 //
@@ -122,8 +125,9 @@ type Key struct {
 	Algorithm string
 	// Secret is the key value, Data/Secret, decrypted: 1 to 128 bytes.
 	Secret []byte
-	// Digits is AlgorithmParameters/ResponseFormat@Length: 0 if absent,
-	// else 6 to 10 (1 to 10 for the PIN profile of RFC 6030 §10.2).
+	// Digits is AlgorithmParameters/ResponseFormat@Length: 0 if absent
+	// (or 0), else 6 to 10, or 1 to 10 for a PIN (the PIN profile of
+	// RFC 6030 §10.2, as in Figure 5).
 	Digits int
 	// Encoding is ResponseFormat@Encoding ("DECIMAL", "HEXADECIMAL",
 	// ...); empty if absent.
