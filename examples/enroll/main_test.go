@@ -193,4 +193,3 @@ func TestJSONSummary(t *testing.T) {
 		})
 	}
 }
-
