@@ -31,6 +31,13 @@
 // PIN as user verification through Prompt.PIN, and listing and deleting
 // credentials.
 //
+// # A real key
+//
+// [RunHardware] is the tier that needs no access to the key's insides,
+// for a real key named by FIDOKIT_TEST_DEVICE ([OpenHardware]); it resets
+// the key and changes its PIN only when asked to (the tests' -fido-wipe-key
+// flag). Without the variable it skips, saying how to run it.
+//
 // # Growing it
 //
 // Behaviours behind optional interfaces run only where the implementation
