@@ -20,7 +20,7 @@ func ExampleOpen() {
 	defer os.RemoveAll(dir)
 
 	ctx := context.TODO()
-	store, err := sqlite.Open(ctx, filepath.Join(dir, "webauthn.db"))
+	store, err := sqlite.Open(ctx, filepath.Join(dir, "fidokit.db"))
 	if err != nil {
 		log.Fatal(err)
 	}
@@ -38,10 +38,16 @@ func ExampleOpen() {
 	if err != nil {
 		log.Fatal(err)
 	}
+	// One store serves both packages: security keys for webauthn, TOTP
+	// devices (and recovery codes) for mfa.
 	keys, err := store.Credentials(ctx, u.ID)
 	if err != nil {
 		log.Fatal(err)
 	}
-	fmt.Printf("%s has %d security keys\n", u.Name, len(keys))
-	// Output: ada@example.com has 0 security keys
+	totp, err := store.OTPDevices(ctx, u.ID)
+	if err != nil {
+		log.Fatal(err)
+	}
+	fmt.Printf("%s has %d security keys and %d TOTP devices\n", u.Name, len(keys), len(totp))
+	// Output: ada@example.com has 0 security keys and 0 TOTP devices
 }

@@ -33,7 +33,7 @@ func open(t *testing.T, path string) *Store {
 
 func TestStore(t *testing.T) {
 	storetest.Run(t, func(t *testing.T) webauthn.Store {
-		return open(t, filepath.Join(t.TempDir(), "webauthn.db"))
+		return open(t, filepath.Join(t.TempDir(), "fidokit.db"))
 	})
 }
 
@@ -103,7 +103,7 @@ func TestReopen(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	path := filepath.Join(t.TempDir(), "webauthn.db")
+	path := filepath.Join(t.TempDir(), "fidokit.db")
 	u := &webauthn.User{ID: []byte{1, 2, 3}, Name: "ada@example.com", Created: time.Now()}
 
 	s, err := Open(t.Context(), path)
@@ -143,7 +143,7 @@ func TestReopen(t *testing.T) {
 }
 
 func TestNewerSchema(t *testing.T) {
-	path := filepath.Join(t.TempDir(), "webauthn.db")
+	path := filepath.Join(t.TempDir(), "fidokit.db")
 	s, err := Open(t.Context(), path)
 	if err != nil {
 		t.Fatal(err)

@@ -1307,10 +1307,10 @@ func raceCompleteOTPEnrollment(t *testing.T, a, b mfa.Store) {
 	assert.Equal(t, rounds, countOTPDevices(t, a, u.ID), "devices after the races")
 }
 
-// raceRecordFailure: 50 concurrent failures count to 50, each call
+// raceRecordFailure: 30 concurrent failures count to 30, each call
 // seeing a different count.
 func raceRecordFailure(t *testing.T, a, b mfa.Store) {
-	const n = 50
+	const n = 30
 	u := mustUser(t, a)
 	p := mfa.LockPolicy{Limit: 10, Base: time.Second, Max: time.Hour}
 	now := base.Add(time.Minute)
@@ -1337,10 +1337,10 @@ func raceRecordFailure(t *testing.T, a, b mfa.Store) {
 	checkAttempts(t, "after the races", got, mfa.Attempts{Failures: n, LockedUntil: p.Until(n, now)})
 }
 
-// raceDeviceLimit: 40 concurrent adds of keys and TOTP devices for one
+// raceDeviceLimit: 24 concurrent adds of keys and TOTP devices for one
 // user with limit 8; exactly 8 succeed, whatever their type.
 func raceDeviceLimit(t *testing.T, a, b mfa.Store) {
-	const n, limit = 40, 8
+	const n, limit = 24, 8
 	u := mustUser(t, a)
 	devices := make([]*mfa.OTPDevice, n)
 	for i := 1; i < n; i += 2 {
