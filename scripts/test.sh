@@ -102,5 +102,17 @@ go test -race -count=1 ./...
 step "benchmarks (one iteration each, to keep them running)"
 go test -run='^$' -bench=. -benchtime=1x ./... >/dev/null
 
+if [ -n "${FIDOKIT_FUZZTIME:-}" ]; then
+  step "fuzzing every target for $FIDOKIT_FUZZTIME (FIDOKIT_FUZZTIME)"
+  # -fuzzminimizetime keeps the minimisation of a new input from taking
+  # the default minute of a short run.
+  for pkg in $(go list ./...); do
+    for target in $(go test -list '^Fuzz' "$pkg" 2>/dev/null | grep '^Fuzz' || true); do
+      echo "$pkg $target"
+      go test -run='^$' -fuzz="^$target\$" -fuzztime="$FIDOKIT_FUZZTIME" -fuzzminimizetime=5s "$pkg" >/dev/null
+    done
+  done
+fi
+
 echo
 echo "all tests passed"
