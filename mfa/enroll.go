@@ -204,8 +204,13 @@ func (m *Manager) begin(ctx context.Context, userID []byte, name string) (*webau
 	return u, nil
 }
 
-// savePending seals seed and stores the pending enrollment.
+// savePending seals seed and stores the pending enrollment. It first
+// removes the enrollments that expired, so that abandoned ones do not pile
+// up whether or not the application calls PurgeEnrollments.
 func (m *Manager) savePending(ctx context.Context, userID []byte, typ DeviceType, name, serial string, seed []byte, p otpParams) (*Enrollment, error) {
+	if _, err := m.store.PurgeOTPEnrollments(ctx, m.now()); err != nil {
+		return nil, storeErr("purging expired enrollments", err)
+	}
 	id := make([]byte, otpIDLen)
 	if err := m.random(id); err != nil {
 		return nil, err
@@ -378,7 +383,8 @@ func (m *Manager) openGenerator(s Sealed, userID, id []byte, p otpParams) (*gene
 }
 
 // PurgeEnrollments removes TOTP enrollments that expired, which
-// [Manager.FinishEnrollment] would refuse anyway; run it now and then.
+// [Manager.FinishEnrollment] would refuse anyway. Every Begin does it
+// too; call it yourself only to clear them sooner.
 func (m *Manager) PurgeEnrollments(ctx context.Context) (int, error) {
 	n, err := m.store.PurgeOTPEnrollments(ctx, m.now())
 	return n, storeErr("purging enrollments", err)
