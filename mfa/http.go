@@ -15,7 +15,6 @@ import (
 	"strings"
 	"time"
 
-	"github.com/fidokit/fidokit/mfa/internal/pskc"
 	"github.com/fidokit/fidokit/webauthn"
 )
 
@@ -232,7 +231,6 @@ var errorCodes = []struct {
 	{ErrSeedFileWrongKey, "seed_file_wrong_key"},
 	{ErrSerialNotFound, "serial_not_found"},
 	// A container without keys holds no token with the serial either.
-	{pskc.ErrNoKeys, "serial_not_found"},
 }
 
 // ErrorCode returns the stable, machine-readable code for err that the
@@ -597,6 +595,8 @@ func (h *handler) readJSON(w http.ResponseWriter, r *http.Request, v any, option
 		}
 		return fmt.Errorf("%w: reading body: %v", ErrInvalidRequest, err)
 	}
+	// The body may hold a seed, a password or a code; v gets copies.
+	defer clear(b)
 	if len(bytes.TrimSpace(b)) == 0 {
 		if optional {
 			return nil

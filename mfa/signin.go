@@ -206,6 +206,9 @@ func (m *Manager) Unlock(ctx context.Context, userID []byte, f Factor) error {
 	if err := checkUserID(userID); err != nil {
 		return err
 	}
+	if f != FactorTOTP && f != FactorRecoveryCode {
+		return fmt.Errorf("%w: factor %q has no attempt limit", ErrInvalidRequest, f)
+	}
 	return storeErr("unlocking", m.store.ResetAttempts(ctx, userID, f))
 }
 
