@@ -61,6 +61,24 @@
 // store: after [Config.Lock]'s limit (5) in a row, the factor is refused
 // with a [*LockedError] for a minute, then two, four, ... up to a day.
 //
+// # Requiring MFA
+//
+// [Manager.Require] is net/http middleware that lets a request through
+// only when the application's session (read through a [SessionFunc]; no
+// session library is imposed) says a second factor passed, optionally
+// within [Policy.MaxAge] (step-up), optionally with a security key, and
+// optionally only for some roles ([Config.Roles] says who is an
+// administrator; [Policy.AdministratorsNeedSecurityKey] holds them to a
+// key). A refusal is a JSON 401 or 403 with a stable code (mfa_required,
+// mfa_stale, mfa_not_phishing_resistant, mfa_enrollment_required,
+// mfa_security_key_required) and the factors that would satisfy it, so
+// that a page can start the right ceremony and retry:
+//
+//	strict := mfa.Policy{MaxAge: 15 * time.Minute, PhishingResistant: true}
+//	mux.Handle("/admin/", m.Require(strict, session, nil)(adminPages))
+//
+// [Manager.Check] is the same decision without HTTP.
+//
 // # A lost device
 //
 // An administrator deactivates (or deletes) the lost device with

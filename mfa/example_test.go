@@ -3,9 +3,12 @@ package mfa_test
 import (
 	"context"
 	"crypto/rand"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"log"
+	"net/http"
+	"net/http/httptest"
 	"time"
 
 	"github.com/pquerna/otp"
@@ -115,4 +118,34 @@ func ExampleManager_GenerateRecoveryCodes() {
 	// 10 codes, shown once; printed by accident they read [redacted]
 	// signed in with a recovery code; 9 left
 	// again: true
+}
+
+// Require MFA, a recent one from a security key, for everything under
+// /admin/.
+func ExampleManager_Require() {
+	m, user := newExampleManager()
+	// The application's own session: here a stub that says the person
+	// signed in with a password and passed an authenticator app's code
+	// an hour ago.
+	session := func(r *http.Request) (mfa.Session, error) {
+		return mfa.Session{UserID: user.ID, MFAAt: time.Now().Add(-time.Hour), MFAFactor: mfa.FactorTOTP}, nil
+	}
+	admin := http.NewServeMux() // the pages to protect
+	admin.HandleFunc("/admin/", func(w http.ResponseWriter, r *http.Request) { fmt.Fprintln(w, "admin page") })
+
+	mux := http.NewServeMux()
+	mux.Handle("/admin/", m.Require(mfa.Policy{MaxAge: 15 * time.Minute, PhishingResistant: true}, session, nil)(admin))
+
+	rec := httptest.NewRecorder()
+	mux.ServeHTTP(rec, httptest.NewRequest("GET", "/admin/users", nil))
+	var refusal struct {
+		Error struct {
+			Code          string `json:"code"`
+			MaxAgeSeconds int    `json:"maxAgeSeconds"`
+		} `json:"error"`
+	}
+	json.Unmarshal(rec.Body.Bytes(), &refusal)
+	fmt.Println(rec.Code, refusal.Error.Code, refusal.Error.MaxAgeSeconds)
+	// Output:
+	// 401 mfa_stale 900
 }

@@ -1,6 +1,7 @@
 package mfa
 
 import (
+	"context"
 	"crypto/rand"
 	"encoding/base64"
 	"errors"
@@ -61,6 +62,11 @@ type Config struct {
 	// RecoveryHash is the cost of the recovery-code hash. The zero value
 	// means DefaultRecoveryHash.
 	RecoveryHash RecoveryHash
+	// Roles returns an account's roles, such as RoleAdministrator, for
+	// [Policy.Roles] and [Policy.AdministratorsNeedSecurityKey]: who is
+	// an administrator is the application's to say. Nil means no
+	// account has a role.
+	Roles func(ctx context.Context, userID []byte) ([]string, error)
 	// Now tells the time: TOTP steps, expiry, last-use times. Nil means
 	// time.Now.
 	Now func() time.Time
@@ -88,6 +94,7 @@ type Manager struct {
 	randMu   sync.Mutex
 	rand     io.Reader
 	maxDevis int
+	roles    func(ctx context.Context, userID []byte) ([]string, error)
 }
 
 // New validates cfg and returns a Manager.
@@ -113,6 +120,7 @@ func New(cfg Config) (*Manager, error) {
 		now:      cfg.Now,
 		rand:     cfg.Rand,
 		maxDevis: cfg.RelyingParty.MaxCredentials(),
+		roles:    cfg.Roles,
 	}
 	if m.issuer == "" {
 		m.issuer = cfg.RelyingParty.Name()
