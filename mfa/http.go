@@ -383,7 +383,13 @@ func httpStatus(err error) (string, int) {
 //	POST   /users/{user}/devices/{id}/deactivate  → 200 {"device": DeviceJSON}
 //	POST   /users/{user}/devices/{id}/reactivate  → 200 {"device": DeviceJSON}
 //	DELETE /users/{user}/devices/{id}             → 204
-//	POST   /users/{user}/unlock                   {"factor": "totp" | "recovery_code" | "security_key"} → 204
+//	POST   /users/{user}/unlock                   {"factor": "totp" | "recovery_code"} → 204
+//
+// The routes that change an account's devices or recovery codes trust
+// CurrentUser: once an account has MFA, mount them behind
+// [Manager.Require], so that a stolen password alone cannot add a device
+// or remove one; the /verify/... routes are the ones a person whose
+// second factor is still pending must reach.
 //
 // The secret, key URI and QR code (a data: URL of a PNG) of an app's
 // enrollment are in the /totp/begin response and nowhere else; the

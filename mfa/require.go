@@ -148,7 +148,13 @@ func (m *Manager) Check(ctx context.Context, p Policy, s Session) error {
 		if f, err = m.Factors(ctx, s.UserID); err != nil {
 			return err
 		}
-		if !f.Enabled() {
+		if !f.Enabled() && f.Required() && s.MFAAt.IsZero() {
+			// Every device is deactivated: only a recovery code gets
+			// in (none left: an administrator must delete the devices
+			// first). Never a way to enroll on a password alone.
+			return &RefusalError{Err: ErrMFARequired, Factors: usable(f, p), MaxAge: p.MaxAge}
+		}
+		if !f.Required() {
 			u, err := m.rp.User(ctx, s.UserID)
 			if err != nil {
 				return err

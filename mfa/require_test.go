@@ -126,6 +126,28 @@ func TestRequireMFA(t *testing.T) {
 		assert.Equal(t, 403, status)
 		assert.Equal(t, "mfa_enrollment_required", b.Error.Code)
 	})
+	t.Run("every device deactivated", func(t *testing.T) {
+		lost := s.user(t, "lost@example.com")
+		d, _ := s.enrollApp(t, lost.ID, "Phone")
+		require.NoError(t, m.Deactivate(ctx, lost.ID, d.ID))
+		// No recovery code: nothing lets the password alone in, and
+		// the account is not offered enrollment either.
+		status, b, called := serve(t, mfa.Policy{EnrollmentGrace: 24 * time.Hour}, mfa.Session{UserID: lost.ID}, nil)
+		assert.False(t, called)
+		assert.Equal(t, 401, status)
+		assert.Equal(t, "mfa_required", b.Error.Code)
+		assert.Empty(t, b.Error.Factors)
+		_, err := m.GenerateRecoveryCodes(ctx, lost.ID)
+		require.NoError(t, err)
+		_, b, _ = serve(t, mfa.Policy{}, mfa.Session{UserID: lost.ID}, nil)
+		assert.Equal(t, "mfa_required", b.Error.Code)
+		assert.Equal(t, []string{"recovery_code"}, b.Error.Factors, "a recovery code is the way back in")
+		f, err := m.Factors(ctx, lost.ID)
+		require.NoError(t, err)
+		assert.False(t, f.Enabled())
+		assert.True(t, f.Required())
+		assert.Equal(t, 1, f.Deactivated)
+	})
 	t.Run("session error", func(t *testing.T) {
 		status, b, called := serve(t, mfa.Policy{}, mfa.Session{}, errors.New("session store down"))
 		assert.False(t, called)

@@ -14,14 +14,24 @@ type Factors struct {
 	// SecurityKeys, Apps and Tokens count the active devices of each
 	// type.
 	SecurityKeys, Apps, Tokens int
+	// Deactivated counts the devices of every type that are deactivated
+	// (a lost key, say).
+	Deactivated int
 	// RecoveryCodes is how many unused recovery codes the account has.
 	RecoveryCodes int
 }
 
-// Enabled reports whether the account has MFA: at least one active
-// device. Recovery codes alone do not count; they are the way back in
-// when every device is lost.
+// Enabled reports whether the account has an active device. Recovery
+// codes alone do not count; they are the way back in when every device
+// is lost.
 func (f *Factors) Enabled() bool { return f.SecurityKeys+f.Apps+f.Tokens > 0 }
+
+// Required reports whether sign-in must ask for a second factor: the
+// account holds a device, active or deactivated, or recovery codes. An
+// administrator deactivating an account's only device must not lower it
+// to a password alone: it then signs in with a recovery code, or not at
+// all until an administrator deletes the device.
+func (f *Factors) Required() bool { return f.Enabled() || f.Deactivated > 0 || f.RecoveryCodes > 0 }
 
 // TOTP reports whether the account has an active TOTP device.
 func (f *Factors) TOTP() bool { return f.Apps+f.Tokens > 0 }
@@ -36,6 +46,7 @@ func (m *Manager) Factors(ctx context.Context, userID []byte) (*Factors, error) 
 	f := &Factors{}
 	for _, d := range ds {
 		if !d.Active() {
+			f.Deactivated++
 			continue
 		}
 		switch d.Type {
