@@ -9,9 +9,9 @@ cd "$(dirname "$0")/.."
 # libfido2, its tools, pkg-config, gcc and binutils (nm) for the cgo backend,
 # the preload shim and the fido2-tools tests; oathtool (an independent TOTP
 # generator) and zbar-tools (zbarimg, an independent QR decoder) for the
-# mfa tests. A later suite adds its own here, so one command keeps working
-# on a new machine.
-packages=(postgresql libfido2-dev fido2-tools pkg-config gcc binutils oathtool zbar-tools)
+# mfa tests; chromium for the browser test of examples/server. A later
+# suite adds its own here, so one command keeps working on a new machine.
+packages=(postgresql libfido2-dev fido2-tools pkg-config gcc binutils oathtool zbar-tools chromium)
 missing=()
 for p in "${packages[@]}"; do
   dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p")
