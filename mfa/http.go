@@ -306,6 +306,8 @@ var codeInfo = map[string]struct {
 	"user_handle_mismatch":      {http.StatusForbidden, "That security key belongs to another account."},
 	"credential_deactivated":    {http.StatusForbidden, "This device is deactivated."},
 	"sign_count_regression":     {http.StatusForbidden, "This security key was refused: it may have been copied."},
+	"credential_clone_warning":  {http.StatusForbidden, "This security key may have been copied. An administrator must check it before it can sign in again."},
+	"too_many_ceremonies":       {http.StatusTooManyRequests, "Too many sign-ins are under way. Try again in a few minutes."},
 	"bad_signature":             {http.StatusForbidden, securityKeyRefused},
 	"credential_unknown":        {http.StatusNotFound, "That security key is not registered to this account."},
 	"user_unknown":              {http.StatusNotFound, "The account is unknown."},

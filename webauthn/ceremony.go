@@ -5,8 +5,12 @@ import (
 	"context"
 	"crypto/sha256"
 	"crypto/subtle"
+	"encoding/base64"
+	"encoding/binary"
+	"encoding/json"
 	"errors"
 	"fmt"
+	"strings"
 	"time"
 
 	"github.com/go-webauthn/webauthn/protocol"
@@ -25,7 +29,9 @@ const maxSignInRetries = 8
 // already holds (excludeCredentials), so a key cannot be registered twice.
 //
 // Errors: [ErrUnknownUser]; [ErrLimit] if the user already holds
-// [Config.MaxCredentials] keys.
+// [Config.MaxCredentials] keys; [ErrTooManyCeremonies] if the user has
+// [Config.MaxChallengesPerUser] ceremonies under way, or the store
+// [Config.MaxChallenges].
 func (rp *RelyingParty) BeginRegistration(ctx context.Context, userID []byte) (*Begin, error) {
 	u, err := rp.User(ctx, userID)
 	if err != nil {
@@ -47,7 +53,9 @@ func (rp *RelyingParty) BeginRegistration(ctx context.Context, userID []byte) (*
 // displayName are as for [RelyingParty.CreateUser].
 //
 // Errors: [ErrInvalidRequest] for a bad name; [ErrUserExists] if the name
-// is taken (checked again when the account is created).
+// is taken (checked again when the account is created);
+// [ErrTooManyCeremonies] if the store has [Config.MaxChallenges]
+// ceremonies under way.
 func (rp *RelyingParty) BeginSignup(ctx context.Context, name, displayName string) (*Begin, error) {
 	if err := checkName("user name", name, maxUserNameLen, false); err != nil {
 		return nil, err
@@ -151,6 +159,12 @@ func (rp *RelyingParty) finishRegistration(ctx context.Context, challengeID stri
 	if bind != nil && !bind(ch.UserID, env.Signup != nil) {
 		return nil, nil, reject(c, "challenge", ErrChallengeUnknown, "the challenge was issued for another account")
 	}
+	// §7.1 step 25, ahead of its turn: go-webauthn's parsing (step 13)
+	// would refuse a long credential ID as malformed authenticator data,
+	// without saying why.
+	if n := attestedCredentialIDLen(response); n > maxCredentialIDLen {
+		return nil, nil, reject(c, "§7.1 step 25", ErrMalformedResponse, "credential ID of %d bytes is longer than %d", n, maxCredentialIDLen)
+	}
 	// §7.1 steps 3 to 6 and 13: parse the credential, its client data
 	// and its attestation object.
 	parsed, err := protocol.ParseCredentialCreationResponseBytes(response)
@@ -202,10 +216,6 @@ func (rp *RelyingParty) finishRegistration(ctx context.Context, challengeID stri
 	// §7.1 steps 23 and 24: is the attestation trustworthy?
 	if err := rp.policy.assess(ctx, att, wc.AttestationType, rp.now()); err != nil {
 		return nil, nil, err
-	}
-	// §7.1 step 25.
-	if n := len(wc.ID); n > maxCredentialIDLen {
-		return nil, nil, reject(c, "§7.1 step 25", ErrMalformedResponse, "credential ID of %d bytes is longer than %d", n, maxCredentialIDLen)
 	}
 
 	flags := att.AuthData.Flags
@@ -352,7 +362,7 @@ func (rp *RelyingParty) checkAuthData(c Ceremony, ad *protocol.AuthenticatorData
 // L3 §7.2 steps 1 and 2): the options allow the user's active keys only.
 //
 // Errors: [ErrUnknownUser]; [ErrNoCredentials] if the user has no active
-// key.
+// key; [ErrTooManyCeremonies] as for [RelyingParty.BeginRegistration].
 func (rp *RelyingParty) BeginLogin(ctx context.Context, userID []byte) (*Begin, error) {
 	u, err := rp.User(ctx, userID)
 	if err != nil {
@@ -393,7 +403,9 @@ func (rp *RelyingParty) BeginLogin(ctx context.Context, userID []byte) (*Begin, 
 // BeginDiscoverableLogin starts a sign-in without a user name (WebAuthn L3
 // §7.2 steps 1 and 2, empty allowCredentials): the key offers its
 // discoverable credentials for the relying party and the response's user
-// handle names the account.
+// handle names the account. Under [Config.ChallengeKey] it stores
+// nothing; otherwise it stores a challenge like every Begin, and fails
+// with [ErrTooManyCeremonies] when [Config.MaxChallenges] are under way.
 func (rp *RelyingParty) BeginDiscoverableLogin(ctx context.Context) (*Begin, error) {
 	challenge, err := rp.random(challengeLen)
 	if err != nil {
@@ -405,6 +417,9 @@ func (rp *RelyingParty) BeginDiscoverableLogin(ctx context.Context) (*Begin, err
 	)
 	if err != nil {
 		return nil, fmt.Errorf("webauthn: building request options: %v", err)
+	}
+	if rp.tokenKey != nil {
+		return rp.beginToken(challenge, assertion.Response)
 	}
 	return rp.saveChallenge(ctx, CeremonyDiscoverable, challenge, nil, &sessionEnvelope{Session: *session}, assertion.Response)
 }
@@ -419,16 +434,20 @@ func (rp *RelyingParty) BeginDiscoverableLogin(ctx context.Context) (*Begin, err
 // of two sign-ins racing with one credential only a counter that
 // increases is accepted; a counter that does not increase (unless both it
 // and the stored one are zero, as for keys without counters) flags the
-// credential as possibly cloned and refuses the sign-in.
+// credential as possibly cloned (CloneWarning) and refuses the sign-in
+// with [ErrSignCount]. Later sign-ins with a flagged key are refused with
+// [ErrCloneWarning], whatever their counter, until
+// [RelyingParty.ClearCloneWarning], unless [Policy.AllowCloneWarning].
 //
-// The challenge is used up by the call whatever the outcome. A rejected
-// response gives a [*VerificationError] wrapping the reason
+// The challenge is used up by the call whatever the outcome, except a
+// [Config.ChallengeKey] token, which only a successful sign-in uses up. A
+// rejected response gives a [*VerificationError] wrapping the reason
 // ([ErrChallengeUnknown], [ErrExpired], [ErrMalformedResponse],
 // [ErrUnknownCredential], [ErrCredentialOwner], [ErrUserHandle],
 // [ErrWrongType], [ErrChallengeMismatch], [ErrOrigin], [ErrRPIDHash],
 // [ErrUserPresence], [ErrUserVerification], [ErrBackupFlags],
-// [ErrSignature], [ErrInactive] or [ErrSignCount]) and changes nothing
-// stored except the CloneWarning of [ErrSignCount].
+// [ErrSignature], [ErrInactive], [ErrCloneWarning] or [ErrSignCount]) and
+// changes nothing stored except the CloneWarning of [ErrSignCount].
 func (rp *RelyingParty) FinishLogin(ctx context.Context, challengeID string, response []byte) (*User, *Credential, error) {
 	ch, env, err := rp.takeChallenge(ctx, challengeID, CeremonyLogin, CeremonyDiscoverable)
 	if err != nil {
@@ -511,9 +530,19 @@ func (rp *RelyingParty) FinishLogin(ctx context.Context, challengeID string, res
 		return nil, nil, reject(c, "§7.2 step 21", reason, "%s", detail)
 	}
 	// A deactivated key is refused only once it has proved itself, so
-	// that nobody without it learns it is deactivated.
+	// that nobody without it learns it is deactivated; so is a key that
+	// may have been cloned.
 	if !rec.Active() {
 		return nil, nil, reject(c, "credential record", ErrInactive, "")
+	}
+	if err := rp.checkCloneWarning(c, rec); err != nil {
+		return nil, nil, err
+	}
+	// A challenge token is used up only now, by a verified sign-in.
+	if isToken(ch.ID) {
+		if err := rp.spendToken(ctx, ch); err != nil {
+			return nil, nil, err
+		}
 	}
 
 	// §7.2 steps 22 and 24: the sign count, as a compare-and-set.
@@ -547,6 +576,10 @@ func (rp *RelyingParty) FinishLogin(ctx context.Context, challengeID string, res
 				}
 				return nil, nil, fmt.Errorf("webauthn: reading credential: %w", err)
 			}
+			// A sign-in that raced with this one may have flagged it.
+			if err := rp.checkCloneWarning(c, rec); err != nil {
+				return nil, nil, err
+			}
 		case errors.Is(err, ErrInactive):
 			return nil, nil, reject(c, "§7.2 step 24", ErrInactive, "deactivated during the sign-in")
 		case errors.Is(err, ErrNotFound):
@@ -556,4 +589,45 @@ func (rp *RelyingParty) FinishLogin(ctx context.Context, challengeID string, res
 		}
 	}
 	return nil, nil, fmt.Errorf("webauthn: recording sign-in: sign count changed %d times concurrently", maxSignInRetries)
+}
+
+// checkCloneWarning refuses a credential flagged as possibly cloned,
+// unless the policy allows it.
+func (rp *RelyingParty) checkCloneWarning(c Ceremony, rec *Credential) error {
+	if rec.CloneWarning && !rp.policy.AllowCloneWarning {
+		return reject(c, "credential record", ErrCloneWarning, "an administrator must clear the clone warning")
+	}
+	return nil
+}
+
+// attestedCredentialIDLen returns the length of the credential ID in the
+// attested credential data of a RegistrationResponseJSON (WebAuthn L3
+// §6.5.1), or -1 if the response does not get that far in parsing; the
+// parse proper reports why.
+func attestedCredentialIDLen(response []byte) int {
+	var r struct {
+		Response struct {
+			AttestationObject string `json:"attestationObject"`
+		} `json:"response"`
+	}
+	if json.Unmarshal(response, &r) != nil {
+		return -1
+	}
+	raw, err := base64.RawURLEncoding.DecodeString(strings.TrimRight(r.Response.AttestationObject, "="))
+	if err != nil {
+		return -1
+	}
+	var ao struct {
+		AuthData []byte `cbor:"authData"`
+	}
+	if webauthncbor.Unmarshal(raw, &ao) != nil {
+		return -1
+	}
+	// rpIdHash (32) | flags (1) | signCount (4) | aaguid (16) | L (2) | ...
+	const flagAT, offset = 0x40, 32 + 1 + 4 + 16
+	ad := ao.AuthData
+	if len(ad) < offset+2 || ad[32]&flagAT == 0 {
+		return -1
+	}
+	return int(binary.BigEndian.Uint16(ad[offset:]))
 }

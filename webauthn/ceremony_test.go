@@ -468,9 +468,10 @@ func TestRegistrationRejected(t *testing.T) {
 				c.Policy.AttestationRoots = []*x509.Certificate{otherCA.Certificate}
 			},
 			run: plain(nil, nil, nil)},
-		// go-webauthn's decoder already refuses such an ID (step 13);
-		// FinishRegistration checks step 25 again after it.
-		{name: "step 25 credential ID too long", want: webauthn.ErrMalformedResponse,
+		// go-webauthn's decoder would refuse such an ID as malformed
+		// authenticator data (step 13); FinishRegistration checks step 25
+		// before it parses, so the failure names the step.
+		{name: "step 25 credential ID too long", want: webauthn.ErrMalformedResponse, step: "§7.1 step 25",
 			run: plain(nil, nil, func(t *testing.T, resp []byte) []byte {
 				return editRegistration(t, resp, func(ad *authData) { ad.credID = bytes.Repeat([]byte{7}, 1024) }, nil)
 			})},
@@ -746,6 +747,27 @@ func TestLoginRejected(t *testing.T) {
 				b := e.beginLogin(u)
 				cdj := clientData("webauthn.get", challengeOf(t, b.Options), "https://evil.example.com", "")
 				return finishLogin(e, e.rp, b, assertion(t, k, testRPID, c.ID, cdj, false))
+			}},
+		{name: "step 13 cross-origin", want: webauthn.ErrOrigin, step: "§7.2 step 13",
+			run: func(t *testing.T, e *env) func() error {
+				u, k, c := one(t, e, nil)
+				b := e.beginLogin(u)
+				// A page of the relying party in a cross-origin iframe:
+				// the origin is right, crossOrigin says where it ran.
+				cdj := clientData("webauthn.get", challengeOf(t, b.Options), testOrigin, "")
+				cdj = bytes.Replace(cdj, []byte(`"crossOrigin":false`), []byte(`"crossOrigin":true`), 1)
+				return finishLogin(e, e.rp, b, assertion(t, k, testRPID, c.ID, cdj, false))
+			}},
+		{name: "step 13 cross-origin, discoverable", want: webauthn.ErrOrigin, step: "§7.2 step 13",
+			run: func(t *testing.T, e *env) func() error {
+				_, k, _ := one(t, e, nil)
+				b, err := e.rp.BeginDiscoverableLogin(e.ctx)
+				if err != nil {
+					t.Fatal(err)
+				}
+				cdj := clientData("webauthn.get", challengeOf(t, b.Options), testOrigin, "")
+				cdj = bytes.Replace(cdj, []byte(`"crossOrigin":false`), []byte(`"crossOrigin":true`), 1)
+				return finishLogin(e, e.rp, b, assertion(t, k, testRPID, nil, cdj, false))
 			}},
 		{name: "step 14 top origin", want: webauthn.ErrOrigin, step: "§7.2 step 14",
 			run: func(t *testing.T, e *env) func() error {

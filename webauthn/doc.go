@@ -44,6 +44,28 @@
 // the store: a counter that does not increase marks the key as possibly
 // cloned and refuses the sign-in.
 //
+// Outstanding challenges are bounded: at most
+// [Config.MaxChallengesPerUser] (16) per user and [Config.MaxChallenges]
+// (100,000) in the store; a Begin beyond either fails with
+// [ErrTooManyCeremonies] (HTTP 429). The store removes expired challenges
+// itself whenever it saves one, a bounded number per call, so nothing
+// needs to purge them. With [Config.ChallengeKey] set, a discoverable
+// sign-in stores nothing when it begins: its challenge ID is a signed,
+// expiring token, recorded in the store only once a sign-in with it
+// succeeds, so anonymous begins can neither fill the store nor lock
+// others out at the limit.
+//
+// # Possibly cloned keys
+//
+// A key whose counter went back (WebAuthn L3 §7.2 step 22) is flagged:
+// its CloneWarning is set, and that sign-in fails with [ErrSignCount].
+// By default a flagged key then cannot sign in at all, whatever counter
+// it presents, and fails with [ErrCloneWarning], until an administrator
+// who has checked it calls [RelyingParty.ClearCloneWarning] (or
+// deactivates or deletes it). [Policy.AllowCloneWarning] lets flagged
+// keys keep signing in with increasing counters instead; the flag then
+// stays for the application to show.
+//
 // Each step of WebAuthn Level 3 §7.1 and §7.2 that can fail has its own
 // error, matched with errors.Is; a rejected response is a
 // [*VerificationError] naming the step (Level 3 numbering, as in the
@@ -79,8 +101,10 @@
 //	credential_wrong_user      403     ErrCredentialOwner
 //	user_handle_mismatch       403     ErrUserHandle
 //	credential_deactivated     403     ErrInactive
+//	credential_clone_warning   403     ErrCloneWarning
 //	sign_count_regression      403     ErrSignCount
 //	bad_signature              403     ErrSignature
+//	cross_origin               403     a POST or DELETE from another origin (see Handler)
 //	credential_unknown         404     ErrUnknownCredential
 //	user_unknown               404     ErrUnknownUser
 //	no_credentials             404     ErrNoCredentials
@@ -90,11 +114,18 @@
 //	credential_limit           409     ErrLimit
 //	user_exists                409     ErrUserExists
 //	request_too_large          413     body over HandlerConfig.MaxBodyBytes
-//	unsupported_media_type     415     body not application/json
+//	unsupported_media_type     415     a POST not marked application/json in UTF-8
+//	too_many_ceremonies        429     ErrTooManyCeremonies
 //	internal                   500     anything else, such as a failing store
 //
+// The message is a fixed sentence for the code, never the error's text.
+//
 // The handler does not limit request rates; put it behind whatever limits
-// sign-in attempts in your application. Sign-in by user name tells an
+// sign-in attempts in your application. The challenge limits keep the
+// store bounded, but a flood that reaches MaxChallenges refuses everyone's
+// Begin until challenges expire, and one at MaxChallengesPerUser refuses
+// that user's; a rate limit in front keeps that from happening, and
+// Config.ChallengeKey keeps anonymous sign-ins out of the count. Sign-in by user name tells an
 // unknown name (user_unknown) and a user without keys (no_credentials)
 // apart, so it reveals which names exist; discoverable sign-in does not.
 //

@@ -30,8 +30,9 @@ func newSentinel(msg string, parent error) error { return &sentinel{msg: msg, pa
 //
 // Some failures reuse the [Store] errors, which mean the same thing here:
 // [ErrExpired] (the challenge's time passed), [ErrInactive] (the key is
-// deactivated) and [ErrLimit] (the user holds [Config.MaxCredentials]
-// keys).
+// deactivated), [ErrLimit] (the user holds [Config.MaxCredentials] keys)
+// and [ErrTooManyCeremonies] (a Begin found [Config.MaxChallengesPerUser]
+// or [Config.MaxChallenges] ceremonies under way).
 var (
 	// ErrVerification matches every [*VerificationError]: the response
 	// was rejected. On its own (no more specific error in the chain) it
@@ -112,6 +113,12 @@ var (
 	// the key may have been cloned (§7.2 step 22). The credential's
 	// CloneWarning is set; the sign-in is refused.
 	ErrSignCount = errors.New("webauthn: signature counter did not increase (possible cloned key)")
+	// ErrCloneWarning: the credential's CloneWarning is set (an earlier
+	// sign-in failed with ErrSignCount) and [Policy.AllowCloneWarning] is
+	// not, so the key may not sign in until an administrator has checked
+	// it and called [RelyingParty.ClearCloneWarning]. It is reported only
+	// for a response whose signature verified.
+	ErrCloneWarning = errors.New("webauthn: credential flagged as possibly cloned")
 
 	// ErrUnknownUser: no user has this ID or name. It matches ErrNotFound.
 	ErrUnknownUser = newSentinel("webauthn: unknown user", ErrNotFound)
@@ -127,7 +134,8 @@ var (
 // VerificationError unwraps to it and also matches [ErrVerification].
 //
 // Nothing was stored because of a rejected response, except that the
-// challenge is used up and, for [ErrSignCount], the credential's
+// challenge is used up (a [Config.ChallengeKey] token is used up only by
+// a sign-in that succeeds) and, for [ErrSignCount], the credential's
 // CloneWarning is set.
 type VerificationError struct {
 	// Ceremony is the ceremony the challenge was issued for.
@@ -204,6 +212,8 @@ var errorCodes = []struct {
 	{ErrUserHandle, "user_handle_mismatch"},
 	{ErrInactive, "credential_deactivated"},
 	{ErrSignCount, "sign_count_regression"},
+	{ErrCloneWarning, "credential_clone_warning"},
+	{ErrTooManyCeremonies, "too_many_ceremonies"},
 	{ErrSignature, "bad_signature"},
 	{ErrUnknownUser, "user_unknown"},
 	{ErrUserExists, "user_exists"},

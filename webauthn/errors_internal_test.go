@@ -3,6 +3,7 @@ package webauthn
 import (
 	"errors"
 	"fmt"
+	"net/http"
 	"testing"
 
 	"github.com/go-webauthn/webauthn/protocol"
@@ -98,5 +99,39 @@ func TestErrorCodesDistinct(t *testing.T) {
 	}
 	if _, status := httpStatus(ErrNotFound); status != 500 {
 		t.Errorf("a raw store ErrNotFound is status %d; the relying party must map it", status)
+	}
+}
+
+// TestEveryCodeHasMessage: every code the handler can answer with has a
+// fixed message (the body never falls back to the error's text) and the
+// new ones their status.
+func TestEveryCodeHasMessage(t *testing.T) {
+	var codes []string
+	for _, c := range errorCodes {
+		codes = append(codes, c.code)
+	}
+	for _, e := range httpErrors {
+		codes = append(codes, e.code)
+	}
+	codes = append(codes, "internal")
+	for _, code := range codes {
+		if codeMessage[code] == "" {
+			t.Errorf("code %q has no message", code)
+		}
+	}
+	for code, want := range map[string]int{
+		"too_many_ceremonies":      http.StatusTooManyRequests,
+		"credential_clone_warning": http.StatusForbidden,
+		"cross_origin":             http.StatusForbidden,
+	} {
+		found := codeStatus[code]
+		for _, e := range httpErrors {
+			if e.code == code {
+				found = e.status
+			}
+		}
+		if found != want {
+			t.Errorf("code %q has status %d, want %d", code, found, want)
+		}
 	}
 }

@@ -12,6 +12,7 @@ import (
 	"net/http"
 	"strings"
 	"time"
+	"unicode/utf8"
 
 	"github.com/google/uuid"
 )
@@ -54,6 +55,10 @@ type HandlerConfig struct {
 	// OnError, if not nil, is told about every error that becomes a 500
 	// response (the response itself says only "internal error").
 	OnError func(r *http.Request, err error)
+	// OnClientError, if not nil, is told about every other error
+	// response (4xx), with the error itself: which check of a response
+	// failed and why, which the response's fixed message does not say.
+	OnClientError func(r *http.Request, err error)
 }
 
 // KeyJSON is a key as the HTTP API shows it.
@@ -136,7 +141,8 @@ var (
 	errNoRoute         = errors.New("webauthn: no such endpoint")
 	errMethod          = errors.New("webauthn: method not allowed")
 	errTooLarge        = errors.New("webauthn: request body too large")
-	errMediaType       = errors.New("webauthn: request body is not application/json")
+	errMediaType       = errors.New("webauthn: request body is not application/json in UTF-8")
+	errCrossOrigin     = errors.New("webauthn: cross-origin request refused")
 )
 
 var httpErrors = []struct {
@@ -149,24 +155,74 @@ var httpErrors = []struct {
 	{errMethod, "method_not_allowed", http.StatusMethodNotAllowed},
 	{errTooLarge, "request_too_large", http.StatusRequestEntityTooLarge},
 	{errMediaType, "unsupported_media_type", http.StatusUnsupportedMediaType},
+	{errCrossOrigin, "cross_origin", http.StatusForbidden},
 }
 
-// codeStatus is the HTTP status of each code of ErrorCode.
+// codeStatus is the HTTP status of each code of ErrorCode that is not
+// 400.
 var codeStatus = map[string]int{
-	"backup_eligible":        http.StatusForbidden,
-	"attestation_untrusted":  http.StatusForbidden,
-	"credential_wrong_user":  http.StatusForbidden,
-	"user_handle_mismatch":   http.StatusForbidden,
-	"credential_deactivated": http.StatusForbidden,
-	"sign_count_regression":  http.StatusForbidden,
-	"bad_signature":          http.StatusForbidden,
-	"credential_unknown":     http.StatusNotFound,
-	"user_unknown":           http.StatusNotFound,
-	"no_credentials":         http.StatusNotFound,
-	"credential_exists":      http.StatusConflict,
-	"credential_limit":       http.StatusConflict,
-	"user_exists":            http.StatusConflict,
-	"internal":               http.StatusInternalServerError,
+	"backup_eligible":          http.StatusForbidden,
+	"attestation_untrusted":    http.StatusForbidden,
+	"credential_wrong_user":    http.StatusForbidden,
+	"user_handle_mismatch":     http.StatusForbidden,
+	"credential_deactivated":   http.StatusForbidden,
+	"credential_clone_warning": http.StatusForbidden,
+	"sign_count_regression":    http.StatusForbidden,
+	"bad_signature":            http.StatusForbidden,
+	"credential_unknown":       http.StatusNotFound,
+	"user_unknown":             http.StatusNotFound,
+	"no_credentials":           http.StatusNotFound,
+	"credential_exists":        http.StatusConflict,
+	"credential_limit":         http.StatusConflict,
+	"user_exists":              http.StatusConflict,
+	"too_many_ceremonies":      http.StatusTooManyRequests,
+	"internal":                 http.StatusInternalServerError,
+}
+
+// rejected is the message of the codes of responses that do not verify:
+// which check failed is for the server's logs, not for the client.
+const rejected = "The security key's response was not accepted."
+
+// codeMessage is the fixed message the HTTP body carries for each code,
+// fit to show on a page. It never includes the error's text, which may
+// name the configured origins or carry go-webauthn's developer details.
+var codeMessage = map[string]string{
+	"invalid_request":           "The request is not valid.",
+	"malformed_response":        "The security key's response could not be read.",
+	"wrong_type":                rejected,
+	"challenge_mismatch":        rejected,
+	"challenge_unknown":         "This sign-in or registration is over or was never started. Start again.",
+	"challenge_expired":         "This sign-in or registration took too long. Start again.",
+	"origin_mismatch":           rejected,
+	"rp_id_mismatch":            rejected,
+	"user_presence_missing":     "The security key was not touched.",
+	"user_verification_missing": "The security key did not verify its PIN or fingerprint.",
+	"backup_flags_invalid":      rejected,
+	"algorithm_not_allowed":     "This security key's algorithm is not accepted.",
+	"attestation_invalid":       "The security key's attestation is not valid.",
+	"verification_failed":       rejected,
+	"unauthenticated":           "Sign in first.",
+	"backup_eligible":           "Keys that can be copied or synced are not accepted; use a hardware security key.",
+	"attestation_untrusted":     "This model of security key is not accepted.",
+	"credential_wrong_user":     "This security key belongs to another account.",
+	"user_handle_mismatch":      "This security key belongs to another account.",
+	"credential_deactivated":    "This security key has been deactivated.",
+	"credential_clone_warning":  "This security key may have been copied. An administrator must check it before it can sign in again.",
+	"sign_count_regression":     "This security key may have been copied; it has been flagged for an administrator.",
+	"bad_signature":             "The security key's signature is not valid.",
+	"cross_origin":              "Requests from other sites are not allowed.",
+	"credential_unknown":        "This security key is not registered.",
+	"user_unknown":              "No account has this name.",
+	"no_credentials":            "This account has no security key to sign in with.",
+	"not_found":                 "No such endpoint.",
+	"method_not_allowed":        "Method not allowed.",
+	"credential_exists":         "This security key is already registered.",
+	"credential_limit":          "The account holds the most security keys allowed. Remove one first.",
+	"user_exists":               "This name is taken.",
+	"request_too_large":         "The request is too large.",
+	"unsupported_media_type":    "The request must be JSON (Content-Type: application/json).",
+	"too_many_ceremonies":       "Too many sign-ins or registrations are under way. Try again in a few minutes.",
+	"internal":                  "internal error",
 }
 
 // httpStatus returns the code and status of err.
@@ -211,10 +267,30 @@ func httpStatus(err error) (string, int) {
 // The handler is safe for concurrent use, as are the hooks it calls if
 // the application's are.
 //
-// Bodies must be application/json, at most HandlerConfig.MaxBodyBytes,
-// with no unknown members. Every error is a JSON body
-// {"error": {"code": "...", "message": "..."}} with the status the
-// package documentation lists for the code.
+// Every POST must carry Content-Type application/json (with no charset
+// or charset=utf-8), with a body or without one, or it is refused with
+// 415 before the route does anything: an HTML form cannot send it, and a
+// script on another origin cannot send it without a CORS preflight,
+// which the handler does not answer. A body-less POST, such as
+// /keys/{id}/deactivate, sends the header all the same. Bodies must be
+// valid UTF-8, at most HandlerConfig.MaxBodyBytes, one JSON value with no
+// unknown and no duplicate members (compared as encoding/json matches
+// them, ignoring case).
+//
+// State-changing requests (POST and DELETE) from another origin are
+// refused with 403 cross_origin by [http.CrossOriginProtection]. A
+// request passes whose Sec-Fetch-Site header says same-origin or none,
+// or whose Origin header is one of [Config.Origins] (the pages allowed
+// to run the ceremonies, which may be on another host than the handler);
+// any other with Sec-Fetch-Site, or with an Origin other than its Host,
+// is refused. Requests with neither header (not from a browser) pass.
+//
+// Every error is a JSON body {"error": {"code": "...", "message": "..."}}
+// with the status the package documentation lists for the code. The
+// message is a fixed sentence per code, fit to show on the page; it never
+// carries the error's text, which may name the configured origins or hold
+// go-webauthn's developer details. HandlerConfig.OnClientError and
+// OnError are told the errors themselves, for logs.
 func (rp *RelyingParty) Handler(cfg HandlerConfig) (http.Handler, error) {
 	if cfg.CurrentUser == nil {
 		return nil, errors.New("webauthn: HandlerConfig.CurrentUser is nil")
@@ -235,6 +311,16 @@ func (rp *RelyingParty) Handler(cfg HandlerConfig) (http.Handler, error) {
 		cfg.CookiePath = "/"
 	}
 	h := &handler{rp: rp, cfg: cfg, mux: http.NewServeMux()}
+	cop := http.NewCrossOriginProtection()
+	for _, o := range rp.origins {
+		if err := cop.AddTrustedOrigin(o); err != nil {
+			return nil, fmt.Errorf("webauthn: trusting origin %q: %v", o, err)
+		}
+	}
+	cop.SetDenyHandler(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		h.fail(w, r, fmt.Errorf("%w: %s %s", errCrossOrigin, r.Method, r.URL.Path))
+	}))
+	h.next = cop.Handler(h.mux)
 	routes := []struct {
 		method, path string
 		fn           func(w http.ResponseWriter, r *http.Request) error
@@ -251,7 +337,14 @@ func (rp *RelyingParty) Handler(cfg HandlerConfig) (http.Handler, error) {
 	}
 	for _, rt := range routes {
 		fn := rt.fn
+		post := rt.method == "POST"
 		h.mux.HandleFunc(rt.method+" "+rt.path, func(w http.ResponseWriter, r *http.Request) {
+			if post {
+				if err := checkMediaType(r); err != nil {
+					h.fail(w, r, err)
+					return
+				}
+			}
 			if err := fn(w, r); err != nil {
 				h.fail(w, r, err)
 			}
@@ -272,24 +365,29 @@ func (rp *RelyingParty) Handler(cfg HandlerConfig) (http.Handler, error) {
 }
 
 type handler struct {
-	rp  *RelyingParty
-	cfg HandlerConfig
-	mux *http.ServeMux
+	rp   *RelyingParty
+	cfg  HandlerConfig
+	mux  *http.ServeMux
+	next http.Handler // mux behind the cross-origin protection
 }
 
 func (h *handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	w.Header().Set("Cache-Control", "no-store")
-	h.mux.ServeHTTP(w, r)
+	h.next.ServeHTTP(w, r)
 }
 
+// fail answers with err's code, its status and the code's fixed message.
 func (h *handler) fail(w http.ResponseWriter, r *http.Request, err error) {
 	code, status := httpStatus(err)
-	msg := err.Error()
-	if status == http.StatusInternalServerError {
-		if h.cfg.OnError != nil {
-			h.cfg.OnError(r, err)
-		}
-		msg = "internal error"
+	switch {
+	case status == http.StatusInternalServerError && h.cfg.OnError != nil:
+		h.cfg.OnError(r, err)
+	case status != http.StatusInternalServerError && h.cfg.OnClientError != nil:
+		h.cfg.OnClientError(r, err)
+	}
+	msg, ok := codeMessage[code]
+	if !ok {
+		msg = "The request failed."
 	}
 	type body struct {
 		Code    string `json:"code"`
@@ -310,10 +408,28 @@ func writeJSON(w http.ResponseWriter, status int, v any) {
 	w.Write(append(b, '\n'))
 }
 
+// checkMediaType checks that a request says its body is JSON in UTF-8:
+// Content-Type application/json, with no charset or charset=utf-8.
+func checkMediaType(r *http.Request) error {
+	ct := r.Header.Get("Content-Type")
+	mt, params, err := mime.ParseMediaType(ct)
+	if err != nil || mt != "application/json" {
+		return fmt.Errorf("%w: Content-Type %q", errMediaType, ct)
+	}
+	if cs, ok := params["charset"]; ok && !strings.EqualFold(cs, "utf-8") {
+		return fmt.Errorf("%w: charset %q", errMediaType, cs)
+	}
+	return nil
+}
+
 // readJSON reads r's body into v. An empty body is an error unless
-// optional, when v is left as it is. A body must be application/json, at
-// most MaxBodyBytes, and one JSON value without unknown members.
+// optional, when v is left as it is. A body must be application/json
+// (checkMediaType), at most MaxBodyBytes, valid UTF-8, and one JSON value
+// without unknown or duplicate members.
 func (h *handler) readJSON(w http.ResponseWriter, r *http.Request, v any, optional bool) error {
+	if err := checkMediaType(r); err != nil {
+		return err
+	}
 	b, err := io.ReadAll(http.MaxBytesReader(w, r.Body, h.cfg.MaxBodyBytes))
 	if err != nil {
 		var mbe *http.MaxBytesError
@@ -328,8 +444,12 @@ func (h *handler) readJSON(w http.ResponseWriter, r *http.Request, v any, option
 		}
 		return fmt.Errorf("%w: empty body", ErrInvalidRequest)
 	}
-	if mt, _, err := mime.ParseMediaType(r.Header.Get("Content-Type")); err != nil || mt != "application/json" {
-		return fmt.Errorf("%w: Content-Type %q", errMediaType, r.Header.Get("Content-Type"))
+	if !utf8.Valid(b) {
+		// encoding/json would replace the bad bytes silently.
+		return fmt.Errorf("%w: body is not valid UTF-8", ErrInvalidRequest)
+	}
+	if err := checkDuplicateMembers(b); err != nil {
+		return fmt.Errorf("%w: body: %v", ErrInvalidRequest, err)
 	}
 	dec := json.NewDecoder(bytes.NewReader(b))
 	dec.DisallowUnknownFields()
@@ -341,6 +461,65 @@ func (h *handler) readJSON(w http.ResponseWriter, r *http.Request, v any, option
 	}
 	return nil
 }
+
+// checkDuplicateMembers walks the JSON in b and fails on an object with
+// two members of the same name, whatever their depth (the credential
+// inside a body included). encoding/json would keep the last of them and
+// match names without regard to case, so names are compared as it
+// compares them, case-folded; a client meaning one value must not have
+// the server read another. Syntax errors are left to the decoder proper.
+func checkDuplicateMembers(b []byte) error {
+	dec := json.NewDecoder(bytes.NewReader(b))
+	dec.UseNumber()
+	// Each open container: the member names seen, for an object; nil for
+	// an array. key is whether the next string token of an object is a
+	// member name.
+	type container struct {
+		names map[string]bool
+		key   bool
+	}
+	var stack []*container
+	for {
+		tok, err := dec.Token()
+		if err != nil {
+			return nil // io.EOF at the end; a syntax error is the decoder's to report
+		}
+		var top *container
+		if len(stack) > 0 {
+			top = stack[len(stack)-1]
+		}
+		if top != nil && top.names != nil && top.key {
+			if d, ok := tok.(json.Delim); ok && d == '}' {
+				stack = stack[:len(stack)-1]
+				continue
+			}
+			name, _ := tok.(string)
+			folded := foldName(name)
+			if top.names[folded] {
+				return fmt.Errorf("duplicate member %q", name)
+			}
+			top.names[folded] = true
+			top.key = false
+			continue
+		}
+		if top != nil && top.names != nil {
+			top.key = true // after this value, a name or '}'
+		}
+		switch tok {
+		case json.Delim('{'):
+			stack = append(stack, &container{names: map[string]bool{}, key: true})
+		case json.Delim('['):
+			stack = append(stack, &container{})
+		case json.Delim(']'):
+			stack = stack[:len(stack)-1]
+		}
+	}
+}
+
+// foldName is a member name as encoding/json matches it to a field:
+// without regard to case (Unicode simple folding, which maps K, k and the
+// Kelvin sign alike).
+func foldName(s string) string { return strings.ToLower(strings.ToUpper(s)) }
 
 func (h *handler) currentUser(r *http.Request) ([]byte, error) {
 	id, err := h.cfg.CurrentUser(r)

@@ -284,7 +284,7 @@ func TestHTTPErrors(t *testing.T) {
 	check(do("GET", "/keys", "", nil), http.StatusUnauthorized, "unauthenticated")
 
 	// The ceremony cookie.
-	resp = do("POST", "/login/begin", "", nil)
+	resp = do("POST", "/login/begin", js, nil)
 	if resp.StatusCode != http.StatusOK {
 		t.Fatalf("discoverable /login/begin: %d", resp.StatusCode)
 	}

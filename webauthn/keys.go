@@ -112,9 +112,27 @@ func storeErr(op string, err error) error {
 	return fmt.Errorf("webauthn: %s: %w", op, err)
 }
 
-// PurgeChallenges removes the challenges that have expired, which
-// abandoned ceremonies leave in the store, and reports how many. Run it
-// now and then, for instance hourly.
+// ClearCloneWarning clears the CloneWarning of one of the user's keys,
+// which a sign-in with a counter that did not increase set, so that the
+// key may sign in again (under the default [Policy]). It is for an
+// administrator who has satisfied themselves that no copy of the key is
+// in use, for instance because its owner still holds it and a counter
+// reset explains the regression; otherwise deactivate or delete the key.
+// The next sign-in must still present a counter above the last one
+// accepted. Clearing a clear flag changes nothing. Errors:
+// [ErrUnknownCredential].
+func (rp *RelyingParty) ClearCloneWarning(ctx context.Context, userID, credentialID []byte) error {
+	if err := checkIDs(userID, credentialID); err != nil {
+		return err
+	}
+	return storeErr("clearing clone warning", rp.store.ClearCloneWarning(ctx, userID, credentialID))
+}
+
+// PurgeChallenges removes all the challenges that have expired, which
+// abandoned ceremonies leave in the store, and reports how many. The
+// store removes expired challenges itself as new ones are saved, so
+// calling it is never necessary; it frees the space of a burst of
+// ceremonies at once.
 func (rp *RelyingParty) PurgeChallenges(ctx context.Context) (int, error) {
 	n, err := rp.store.PurgeChallenges(ctx, rp.now())
 	if err != nil {

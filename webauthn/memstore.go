@@ -2,6 +2,7 @@ package webauthn
 
 import (
 	"bytes"
+	"container/heap"
 	"context"
 	"fmt"
 	"sort"
@@ -14,7 +15,10 @@ import (
 // process exits; use the SQLite or PostgreSQL store for anything else.
 //
 // A MemoryStore is safe for concurrent use by multiple goroutines: one
-// mutex guards all of its state, so every method is atomic. It copies
+// mutex guards all of its state, so every method is atomic, and
+// [ChallengeLimits] hold exactly. Challenges are kept in order of expiry,
+// so that SaveChallenge removes the expired ones in time proportional to
+// their number. It copies
 // every slice on the way in and out, so callers never alias stored state.
 // Times are kept in UTC, truncated to the microsecond, as the SQL stores
 // keep them.
@@ -26,8 +30,42 @@ type MemoryStore struct {
 	names      map[string]string
 	creds      map[string]*memCred // by string(ID)
 	seq        uint64
-	challenges map[string]*Challenge
+	challenges map[string]*memChallenge
+	expiries   challengeHeap  // the challenges, soonest expiry first
+	perUser    map[string]int // outstanding challenges by string(UserID)
 }
+
+// memChallenge is a stored challenge and its place in the expiry heap.
+type memChallenge struct {
+	c   *Challenge
+	idx int
+}
+
+// challengeHeap is a container/heap of challenges by Expires.
+type challengeHeap []*memChallenge
+
+func (h challengeHeap) Len() int           { return len(h) }
+func (h challengeHeap) Less(i, j int) bool { return h[i].c.Expires.Before(h[j].c.Expires) }
+func (h challengeHeap) Swap(i, j int) {
+	h[i], h[j] = h[j], h[i]
+	h[i].idx, h[j].idx = i, j
+}
+func (h *challengeHeap) Push(x any) {
+	mc := x.(*memChallenge)
+	mc.idx = len(*h)
+	*h = append(*h, mc)
+}
+func (h *challengeHeap) Pop() any {
+	old := *h
+	mc := old[len(old)-1]
+	old[len(old)-1] = nil
+	*h = old[:len(old)-1]
+	return mc
+}
+
+// purgeBatch is how many expired challenges SaveChallenge removes at
+// least on every call, in every store of this module.
+const purgeBatch = 64
 
 // memCred is a stored credential with its insertion order, the tie-break
 // when two credentials of a user share a Created time.
@@ -44,7 +82,8 @@ func NewMemoryStore() *MemoryStore {
 		users:      make(map[string]*User),
 		names:      make(map[string]string),
 		creds:      make(map[string]*memCred),
-		challenges: make(map[string]*Challenge),
+		challenges: make(map[string]*memChallenge),
+		perUser:    make(map[string]int),
 	}
 }
 
@@ -337,18 +376,76 @@ func (m *MemoryStore) FlagClone(ctx context.Context, id []byte) error {
 	return nil
 }
 
+// ClearCloneWarning implements [Store.ClearCloneWarning].
+func (m *MemoryStore) ClearCloneWarning(ctx context.Context, userID, id []byte) error {
+	if err := ctx.Err(); err != nil {
+		return fmt.Errorf("memory store: clearing clone warning: %w", err)
+	}
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	c := m.owned(userID, id)
+	if c == nil {
+		return fmt.Errorf("memory store: clearing clone warning: %w", ErrNotFound)
+	}
+	c.CloneWarning = false
+	return nil
+}
+
 // SaveChallenge implements [Store.SaveChallenge].
-func (m *MemoryStore) SaveChallenge(ctx context.Context, c *Challenge) error {
+func (m *MemoryStore) SaveChallenge(ctx context.Context, c *Challenge, now time.Time, limits ChallengeLimits) error {
 	if err := ctx.Err(); err != nil {
 		return fmt.Errorf("memory store: saving challenge: %w", err)
 	}
 	m.mu.Lock()
 	defer m.mu.Unlock()
+	now = storeTime(now)
+	m.purge(now, purgeBatch)
 	if _, ok := m.challenges[c.ID]; ok {
 		return fmt.Errorf("memory store: saving challenge: %w", ErrExists)
 	}
-	m.challenges[c.ID] = copyChallenge(c)
+	if limits.PerUser > 0 && len(c.UserID) > 0 && m.perUser[string(c.UserID)] >= limits.PerUser {
+		// Expired ones may still count: remove them all, then decide.
+		m.purge(now, -1)
+		if n := m.perUser[string(c.UserID)]; n >= limits.PerUser {
+			return fmt.Errorf("memory store: saving challenge: %d for the user: %w", n, ErrTooManyCeremonies)
+		}
+	}
+	if limits.Total > 0 && len(m.challenges) >= limits.Total {
+		m.purge(now, -1)
+		if n := len(m.challenges); n >= limits.Total {
+			return fmt.Errorf("memory store: saving challenge: %d in all: %w", n, ErrTooManyCeremonies)
+		}
+	}
+	mc := &memChallenge{c: copyChallenge(c)}
+	m.challenges[c.ID] = mc
+	heap.Push(&m.expiries, mc)
+	if len(c.UserID) > 0 {
+		m.perUser[string(c.UserID)]++
+	}
 	return nil
+}
+
+// purge removes up to n challenges that expired at or before now, soonest
+// first (all of them if n < 0), and returns how many it removed. m.mu must
+// be held.
+func (m *MemoryStore) purge(now time.Time, n int) int {
+	removed := 0
+	for len(m.expiries) > 0 && removed != n && !now.Before(m.expiries[0].c.Expires) {
+		m.remove(m.expiries[0])
+		removed++
+	}
+	return removed
+}
+
+// remove deletes a stored challenge. m.mu must be held.
+func (m *MemoryStore) remove(mc *memChallenge) {
+	heap.Remove(&m.expiries, mc.idx)
+	delete(m.challenges, mc.c.ID)
+	if u := string(mc.c.UserID); u != "" {
+		if m.perUser[u]--; m.perUser[u] <= 0 {
+			delete(m.perUser, u)
+		}
+	}
 }
 
 // TakeChallenge implements [Store.TakeChallenge].
@@ -358,15 +455,15 @@ func (m *MemoryStore) TakeChallenge(ctx context.Context, id string, now time.Tim
 	}
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	c, ok := m.challenges[id]
+	mc, ok := m.challenges[id]
 	if !ok {
 		return nil, fmt.Errorf("memory store: taking challenge: %w", ErrNotFound)
 	}
-	delete(m.challenges, id)
-	if !storeTime(now).Before(c.Expires) {
+	m.remove(mc)
+	if !storeTime(now).Before(mc.c.Expires) {
 		return nil, fmt.Errorf("memory store: taking challenge: %w", ErrExpired)
 	}
-	return copyChallenge(c), nil
+	return copyChallenge(mc.c), nil
 }
 
 // PurgeChallenges implements [Store.PurgeChallenges].
@@ -376,13 +473,5 @@ func (m *MemoryStore) PurgeChallenges(ctx context.Context, now time.Time) (int, 
 	}
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	now = storeTime(now)
-	n := 0
-	for id, c := range m.challenges {
-		if !now.Before(c.Expires) {
-			delete(m.challenges, id)
-			n++
-		}
-	}
-	return n, nil
+	return m.purge(storeTime(now), -1), nil
 }

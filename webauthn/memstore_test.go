@@ -3,8 +3,8 @@ package webauthn_test
 import (
 	"testing"
 
-	"github.com/fidokit/fidokit/webauthn"
 	"github.com/fidokit/fidokit/store/storetest"
+	"github.com/fidokit/fidokit/webauthn"
 )
 
 func TestMemoryStore(t *testing.T) {

@@ -137,6 +137,14 @@ type Policy struct {
 	// backed up or synced (passkeys in a cloud account), accepting only
 	// keys bound to one device.
 	HardwareBound bool
+	// AllowCloneWarning lets a key whose CloneWarning is set keep signing
+	// in, as long as its counter increases from the last one accepted.
+	// False, the default, refuses every sign-in with a flagged key
+	// ([ErrCloneWarning]) until an administrator has checked it and
+	// called [RelyingParty.ClearCloneWarning]. WebAuthn L3 §7.2 step 22
+	// leaves the choice to the relying party; a flagged counter means that
+	// another copy of the key's secret may have signed in.
+	AllowCloneWarning bool
 	// Algorithms are the COSE algorithms accepted for new credentials, in
 	// order of preference (pubKeyCredParams, §5.4). Nil means ES256,
 	// EdDSA, RS256. Each must be one of ES256, EdDSA, ES384, ES512, PS256

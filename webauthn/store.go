@@ -25,6 +25,10 @@ var (
 	ErrExpired = errors.New("webauthn: challenge expired")
 	// ErrInactive: the credential has been deactivated.
 	ErrInactive = errors.New("webauthn: credential deactivated")
+	// ErrTooManyCeremonies: SaveChallenge found as many outstanding
+	// challenges as [ChallengeLimits] allow, for the user or in all; the
+	// challenge is not stored.
+	ErrTooManyCeremonies = errors.New("webauthn: too many ceremonies under way")
 )
 
 // User is an account that can hold security keys.
@@ -78,7 +82,9 @@ type Credential struct {
 	// SignCount is the last signature counter accepted.
 	SignCount uint32
 	// CloneWarning is set when a sign-in presented a counter that did not
-	// increase: the key may have been cloned. It stays set.
+	// increase: the key may have been cloned. It stays set until
+	// [RelyingParty.ClearCloneWarning]; while it is set, the key cannot
+	// sign in unless [Policy.AllowCloneWarning].
 	CloneWarning bool
 	// Deactivated is when an administrator or the person deactivated the
 	// key; zero while active. A deactivated key cannot sign in.
@@ -122,6 +128,19 @@ type Challenge struct {
 	Session []byte
 	// Expires is when the challenge stops being accepted.
 	Expires time.Time
+}
+
+// ChallengeLimits bound the outstanding challenges [Store.SaveChallenge]
+// lets accumulate. A challenge is outstanding from SaveChallenge until it
+// is taken or expires; an expired challenge never counts.
+type ChallengeLimits struct {
+	// PerUser is the most outstanding challenges with one (non-empty)
+	// UserID; zero or less means no limit. Challenges without a UserID
+	// (discoverable sign-ins) count only towards Total.
+	PerUser int
+	// Total is the most outstanding challenges in the store; zero or
+	// less means no limit.
+	Total int
 }
 
 // SignIn is the update a successful sign-in makes to a credential: a
@@ -186,10 +205,29 @@ type Store interface {
 	RecordSignIn(ctx context.Context, s SignIn) error
 	// FlagClone sets CloneWarning on a credential, or returns ErrNotFound.
 	FlagClone(ctx context.Context, id []byte) error
+	// ClearCloneWarning clears CloneWarning on one of userID's
+	// credentials, or returns ErrNotFound if the user has no such
+	// credential. Clearing a clear flag changes nothing.
+	ClearCloneWarning(ctx context.Context, userID, id []byte) error
 
 	// SaveChallenge stores an outstanding challenge. ErrExists if its ID
-	// is taken.
-	SaveChallenge(ctx context.Context, c *Challenge) error
+	// is taken; ErrTooManyCeremonies if the store already holds
+	// limits.PerUser outstanding challenges for c.UserID or limits.Total
+	// in all. Challenges that expired at or before now do not count.
+	//
+	// SaveChallenge also deletes challenges that expired at or before
+	// now, so that abandoned ceremonies do not accumulate: at least 16 of
+	// them (the oldest first) on every call, whatever the limits, and all
+	// of them before it refuses a challenge for limits.Total. The work of
+	// a call is bounded but for that last case, in which each expired
+	// challenge is deleted once. A caller need not purge;
+	// [Store.PurgeChallenges] remains for removing all of them at once.
+	//
+	// A store whose writers are serialised (the memory and SQLite stores)
+	// enforces the limits exactly. A store shared by several servers may
+	// let concurrent calls overshoot Total by about as many calls as run
+	// at once, but it must enforce PerUser exactly.
+	SaveChallenge(ctx context.Context, c *Challenge, now time.Time, limits ChallengeLimits) error
 	// TakeChallenge removes and returns the challenge with the given ID,
 	// atomically: of any number of concurrent calls for one ID, across
 	// processes, at most one gets it. ErrNotFound if unknown or already

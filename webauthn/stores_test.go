@@ -5,6 +5,7 @@ import (
 	"crypto/rand"
 	"encoding/base64"
 	"errors"
+	"fmt"
 	"net/http"
 	"net/http/httptest"
 	"path/filepath"
@@ -14,9 +15,9 @@ import (
 
 	"github.com/fidokit/fidokit/fido"
 	"github.com/fidokit/fidokit/internal/pgtest"
-	"github.com/fidokit/fidokit/webauthn"
 	"github.com/fidokit/fidokit/store/postgres"
 	"github.com/fidokit/fidokit/store/sqlite"
+	"github.com/fidokit/fidokit/webauthn"
 	"github.com/fidokit/fidokit/webauthn/webauthntest"
 )
 
@@ -238,7 +239,8 @@ func TestStoresEndToEnd(t *testing.T) {
 
 func testStoreEndToEnd(t *testing.T, store webauthn.Store) {
 	ctx := t.Context()
-	base := e2eServe(t, e2eRelyingParty(t, store), &e2eSessions{})
+	rp := e2eRelyingParty(t, store)
+	base := e2eServe(t, rp, &e2eSessions{})
 	keyA, keyB, keyC := e2eKey(t), e2eKey(t), e2eKey(t)
 	alice := keyA.HTTP(base, nil)
 	// Key B is used in Alice's browser, so with her session.
@@ -417,35 +419,50 @@ func testStoreEndToEnd(t *testing.T, store webauthn.Store) {
 	wantHTTPError(t, "deleting key B twice", err, http.StatusNotFound, "credential_unknown")
 
 	// Counter regression: key A's counter rolled back, as a clone's
-	// would be. Presenting the stored count again, or a lower one, is
-	// refused and flags the key; the count and last use stay.
-	for _, n := range []uint32{credA.SignCount - 1, 0} {
+	// would be. Presenting the stored count again is refused and flags
+	// the key; the count and last use stay.
+	if err := keyA.Key().SetCounter(credA.SignCount - 1); err != nil {
+		t.Fatal(err)
+	}
+	_, _, err = alice.Login(ctx, "alice@example.com")
+	wantHTTPError(t, "sign-in with a rolled-back counter", err, http.StatusForbidden, "sign_count_regression")
+	got := storedCredential(t, store, credA.ID)
+	if !got.CloneWarning {
+		t.Errorf("after a counter of %d following %d: CloneWarning not stored", credA.SignCount, credA.SignCount)
+	}
+	got.CloneWarning = false
+	sameCredential(t, "a rejected counter regression", got, credA)
+	// While flagged, the key is refused whatever its counter, and
+	// nothing changes.
+	for _, n := range []uint32{0, credA.SignCount + 10} {
 		if err := keyA.Key().SetCounter(n); err != nil {
 			t.Fatal(err)
 		}
 		_, _, err := alice.Login(ctx, "alice@example.com")
-		wantHTTPError(t, "sign-in with a rolled-back counter", err, http.StatusForbidden, "sign_count_regression")
+		wantHTTPError(t, fmt.Sprintf("flagged key, counter %d", n+1), err, http.StatusForbidden, "credential_clone_warning")
 		got := storedCredential(t, store, credA.ID)
 		if !got.CloneWarning {
-			t.Errorf("after a counter of %d following %d: CloneWarning not stored", n+1, credA.SignCount)
+			t.Errorf("flagged key, counter %d: CloneWarning cleared", n+1)
 		}
 		got.CloneWarning = false
-		sameCredential(t, "a rejected counter regression", got, credA)
+		sameCredential(t, "a refused flagged key", got, credA)
 	}
 	keys, err = alice.Keys(ctx)
 	if err != nil || len(keys) != 1 || !keys[0].CloneWarning {
 		t.Errorf("Alice's keys after the regression: %+v, %v; want key A with cloneWarning", keys, err)
 	}
-	// A counter past the stored one signs in again; the warning stays.
-	if err := keyA.Key().SetCounter(credA.SignCount + 10); err != nil {
-		t.Fatal(err)
+	// Once an administrator clears the warning, a counter past the
+	// stored one signs in again: the key's next, after the refused one
+	// of credA.SignCount+11.
+	if err := rp.ClearCloneWarning(ctx, u.ID, credA.ID); err != nil {
+		t.Fatalf("ClearCloneWarning: %v", err)
 	}
 	if _, k, err = alice.Login(ctx, "alice@example.com"); err != nil {
-		t.Fatalf("sign-in with a counter past the stored one: %v", err)
+		t.Fatalf("sign-in after clearing the warning: %v", err)
 	}
-	got := storedCredential(t, store, credA.ID)
-	if got.SignCount != credA.SignCount+11 || !got.CloneWarning || !k.CloneWarning {
-		t.Errorf("after signing in again: stored count %d (want %d), CloneWarning %v (want it kept)",
-			got.SignCount, credA.SignCount+11, got.CloneWarning)
+	got = storedCredential(t, store, credA.ID)
+	if got.SignCount != credA.SignCount+12 || got.CloneWarning || k.CloneWarning {
+		t.Errorf("after signing in again: stored count %d (want %d), CloneWarning %v (want it cleared)",
+			got.SignCount, credA.SignCount+12, got.CloneWarning)
 	}
 }

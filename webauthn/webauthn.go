@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"io"
 	"net/url"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -16,6 +17,7 @@ import (
 	"unicode/utf8"
 
 	gowebauthn "github.com/go-webauthn/webauthn/webauthn"
+	"golang.org/x/net/publicsuffix"
 )
 
 // Defaults of Config.
@@ -26,6 +28,18 @@ const (
 	// DefaultMaxCredentials is how many keys a user may hold when
 	// Config.MaxCredentials is zero.
 	DefaultMaxCredentials = 8
+	// DefaultMaxChallengesPerUser is how many ceremonies one user may
+	// have under way when Config.MaxChallengesPerUser is zero: more than
+	// a person opens tabs, few enough that nobody can fill the store in
+	// their name.
+	DefaultMaxChallengesPerUser = 16
+	// DefaultMaxChallenges is how many ceremonies may be under way in the
+	// store in all when Config.MaxChallenges is zero. A challenge takes
+	// about 400 bytes in the memory store and in SQLite alike, so the
+	// default bounds them to about 40 MiB.
+	DefaultMaxChallenges = 100_000
+	// MinChallengeKeyLen is the shortest Config.ChallengeKey.
+	MinChallengeKeyLen = 32
 )
 
 // Limits on names, in bytes of UTF-8.
@@ -69,6 +83,35 @@ type Config struct {
 	// hold. Zero means DefaultMaxCredentials (8); a negative value means
 	// no limit.
 	MaxCredentials int
+	// MaxChallengesPerUser is the most ceremonies one user may have under
+	// way: begun, neither finished nor expired. A Begin beyond it fails
+	// with [ErrTooManyCeremonies]. Zero means DefaultMaxChallengesPerUser
+	// (16); a negative value means no limit.
+	MaxChallengesPerUser int
+	// MaxChallenges is the most ceremonies under way in the store, for
+	// all users and anonymous sign-ins together; a Begin beyond it fails
+	// with [ErrTooManyCeremonies] until some finish or expire. Zero means
+	// DefaultMaxChallenges (100,000); a negative value means no limit.
+	// Relying parties sharing a store each apply their own limit to the
+	// store's total. Expired challenges are removed by the store as new
+	// ones are saved; nobody needs to call [RelyingParty.PurgeChallenges].
+	MaxChallenges int
+	// ChallengeKey, if not empty, makes discoverable sign-ins
+	// ([RelyingParty.BeginDiscoverableLogin]) cost no storage: their
+	// challenge ID is then a token holding the challenge and its expiry,
+	// authenticated with HMAC-SHA256 under this key, instead of a stored
+	// challenge, so that anonymous begins neither fill the store nor
+	// count towards MaxChallenges. A sign-in that succeeds records the
+	// token in the store until it expires, so a token still signs in
+	// once; a rejected response leaves it usable until it expires
+	// (unlike a stored challenge, which any Finish uses up).
+	//
+	// The key must be at least MinChallengeKeyLen (32) random bytes, kept
+	// secret, and the same on every server that shares the store (a token
+	// begun on one server is finished on another); servers' clocks must
+	// agree to within a minute. Empty means discoverable sign-ins store
+	// their challenges like every other ceremony.
+	ChallengeKey []byte
 	// Now tells the time: challenge expiry, creation and last-use times,
 	// attestation certificate and metadata status dates. Nil means
 	// time.Now.
@@ -94,6 +137,8 @@ type RelyingParty struct {
 	policy   *policy
 	timeout  time.Duration
 	maxCreds int
+	limits   ChallengeLimits
+	tokenKey []byte
 	now      func() time.Time
 	w        *gowebauthn.WebAuthn
 
@@ -101,10 +146,15 @@ type RelyingParty struct {
 	rand   io.Reader
 }
 
-// New validates cfg and returns a RelyingParty.
+// New validates cfg and returns a RelyingParty. It refuses an RPID that
+// is not a domain a browser would let a page use: one with a scheme, port
+// or path, one that is not a lowercase ASCII domain name (IDNs in their
+// punycode A-label form) or is an IP address, and a public suffix such as
+// "com" or "co.uk" (which would scope credentials to every site under
+// it). "localhost" and names under it are accepted for development.
 func New(cfg Config) (*RelyingParty, error) {
-	if cfg.RPID == "" {
-		return nil, errors.New("webauthn: Config.RPID is empty")
+	if err := checkRPID(cfg.RPID); err != nil {
+		return nil, fmt.Errorf("webauthn: Config.RPID %w", err)
 	}
 	if cfg.Store == nil {
 		return nil, errors.New("webauthn: Config.Store is nil")
@@ -120,6 +170,9 @@ func New(cfg Config) (*RelyingParty, error) {
 	if cfg.ChallengeTimeout < 0 {
 		return nil, fmt.Errorf("webauthn: Config.ChallengeTimeout is negative (%v)", cfg.ChallengeTimeout)
 	}
+	if n := len(cfg.ChallengeKey); n > 0 && n < MinChallengeKeyLen {
+		return nil, fmt.Errorf("webauthn: Config.ChallengeKey has %d bytes, want at least %d", n, MinChallengeKeyLen)
+	}
 	pol, err := cfg.Policy.compile()
 	if err != nil {
 		return nil, err
@@ -132,6 +185,7 @@ func New(cfg Config) (*RelyingParty, error) {
 		policy:   pol,
 		timeout:  cfg.ChallengeTimeout,
 		maxCreds: cfg.MaxCredentials,
+		limits:   ChallengeLimits{PerUser: cfg.MaxChallengesPerUser, Total: cfg.MaxChallenges},
 		now:      cfg.Now,
 		rand:     cfg.Rand,
 	}
@@ -143,6 +197,15 @@ func New(cfg Config) (*RelyingParty, error) {
 	}
 	if rp.maxCreds == 0 {
 		rp.maxCreds = DefaultMaxCredentials
+	}
+	if rp.limits.PerUser == 0 {
+		rp.limits.PerUser = DefaultMaxChallengesPerUser
+	}
+	if rp.limits.Total == 0 {
+		rp.limits.Total = DefaultMaxChallenges
+	}
+	if len(cfg.ChallengeKey) > 0 {
+		rp.tokenKey = append([]byte(nil), cfg.ChallengeKey...)
 	}
 	if rp.now == nil {
 		rp.now = time.Now
@@ -165,6 +228,72 @@ func New(cfg Config) (*RelyingParty, error) {
 	return rp, nil
 }
 
+// checkRPID checks that id can be a relying party ID (WebAuthn L3
+// §5.1.2): a valid domain, not a public suffix, or localhost. The WebAuthn
+// client in package fido applies the same rules to what a relying party
+// asks of it. A non-nil error completes "Config.RPID ...".
+func checkRPID(id string) error {
+	switch {
+	case id == "":
+		return errors.New("is empty")
+	case strings.Contains(id, "://"):
+		return fmt.Errorf("%q carries a scheme; want a bare domain such as example.com", id)
+	case strings.ContainsAny(id, "/?#"):
+		return fmt.Errorf("%q carries a path; want a bare domain such as example.com", id)
+	case strings.ContainsAny(id, "@[]"):
+		return fmt.Errorf("%q is not a domain; want a bare domain such as example.com", id)
+	case strings.Contains(id, ":"):
+		return fmt.Errorf("%q carries a port; want a bare domain such as example.com", id)
+	}
+	if r := checkDomain(id); r != "" {
+		return errors.New(r)
+	}
+	// Names under localhost are special-use (RFC 6761) and on no public
+	// suffix list; each is treated as registrable, for development.
+	if isLocalhost(id) {
+		return nil
+	}
+	if suffix, _ := publicsuffix.PublicSuffix(id); suffix == id {
+		return fmt.Errorf("%q is a public suffix, shared by unrelated sites; use a domain you own, such as example.%s", id, id)
+	}
+	return nil
+}
+
+// checkDomain checks that s is a domain as a URL parser leaves it:
+// lowercase ASCII labels of at most 63 bytes, at most 253 bytes in all,
+// and not an IPv4 address, which the URL parser recognises by a numeric
+// last label (WHATWG URL, "ends in a number"). A non-empty reason says why
+// not. It is the check of package fido's WebAuthn client.
+func checkDomain(s string) string {
+	if len(s) > 253 {
+		return fmt.Sprintf("%q is longer than 253 characters", s)
+	}
+	labels := strings.Split(s, ".")
+	for _, l := range labels {
+		if l == "" || len(l) > 63 {
+			return fmt.Sprintf("%q has an empty or over-long label", s)
+		}
+		for i := 0; i < len(l); i++ {
+			c := l[i]
+			if !('a' <= c && c <= 'z' || '0' <= c && c <= '9' || c == '-' || c == '_') {
+				return fmt.Sprintf("%q is not a lowercase ASCII domain name (use the punycode A-label form)", s)
+			}
+		}
+	}
+	last := labels[len(labels)-1]
+	hex, isHex := strings.CutPrefix(last, "0x")
+	if strings.Trim(last, "0123456789") == "" || isHex && strings.Trim(hex, "0123456789abcdef") == "" {
+		return fmt.Sprintf("%q is an IP address; WebAuthn needs a domain", s)
+	}
+	return ""
+}
+
+// isLocalhost reports whether host is localhost or under it (RFC 6761
+// §6.3).
+func isLocalhost(host string) bool {
+	return host == "localhost" || strings.HasSuffix(host, ".localhost")
+}
+
 // checkOrigin checks that origin is a serialised origin whose host may use
 // rpID (WebAuthn L3 §5.1.3: rpID must equal the host or be a registrable
 // suffix of it).
@@ -184,6 +313,11 @@ func checkOrigin(origin, rpID string) error {
 	if host != rpID && !strings.HasSuffix(host, "."+rpID) {
 		return fmt.Errorf("origin %q: host is neither RPID %q nor a subdomain of it", origin, rpID)
 	}
+	// A parent of the host's public suffix is not registrable from below
+	// it, as for "a.s3.amazonaws.com" and RPID "amazonaws.com".
+	if suffix, _ := publicsuffix.PublicSuffix(host); !isLocalhost(host) && strings.HasSuffix(suffix, "."+rpID) {
+		return fmt.Errorf("origin %q: RPID %q is a parent of the host's public suffix %s", origin, rpID, strconv.Quote(suffix))
+	}
 	return nil
 }
 
@@ -191,10 +325,12 @@ func checkOrigin(origin, rpID string) error {
 // [github.com/fidokit/fidokit/fido.WebAuthnClient]) and the handle to
 // finish it with.
 type Begin struct {
-	// ChallengeID names the outstanding challenge; pass it to the Finish
-	// call. Keep it with the person's browser session (the HTTP handler
-	// puts it in a cookie); it is not a secret of the same rank as a
-	// session token, but it is single-use.
+	// ChallengeID names the outstanding challenge (or, for a
+	// discoverable sign-in under Config.ChallengeKey, is a token holding
+	// it, of about 100 characters); pass it to the Finish call. Keep it
+	// with the person's browser session (the HTTP handler puts it in a
+	// cookie); it is not a secret of the same rank as a session token,
+	// but it is single-use.
 	ChallengeID string
 	// Options is the WebAuthn JSON serialisation of the options:
 	// PublicKeyCredentialCreationOptionsJSON for a registration,
@@ -348,7 +484,10 @@ func (rp *RelyingParty) saveChallenge(ctx context.Context, c Ceremony, challenge
 		Session:   session,
 		Expires:   rp.now().Add(rp.timeout),
 	}
-	if err := rp.store.SaveChallenge(ctx, ch); err != nil {
+	if err := rp.store.SaveChallenge(ctx, ch, rp.now(), rp.limits); err != nil {
+		if errors.Is(err, ErrTooManyCeremonies) {
+			return nil, fmt.Errorf("starting a %s ceremony: %w", c, ErrTooManyCeremonies)
+		}
 		return nil, fmt.Errorf("webauthn: saving challenge: %w", err)
 	}
 	return &Begin{ChallengeID: ch.ID, Options: opts, Expires: ch.Expires}, nil
@@ -360,6 +499,9 @@ func (rp *RelyingParty) takeChallenge(ctx context.Context, id string, want ...Ce
 	c := want[0]
 	if id == "" {
 		return nil, nil, reject(c, "challenge", ErrChallengeUnknown, "no challenge ID")
+	}
+	if isToken(id) {
+		return rp.openToken(id, want)
 	}
 	ch, err := rp.store.TakeChallenge(ctx, id, rp.now())
 	switch {

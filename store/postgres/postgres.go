@@ -23,14 +23,20 @@
 // server accepts a stale counter or a code twice; a recovery code is
 // marked used by a compare-and-set too; a security key or TOTP device is
 // added in a transaction that locks its user's row, so the device limit
-// (keys plus TOTP devices) holds. Servers starting at once migrate the
-// schema once, under an advisory lock.
+// (keys plus TOTP devices) holds. A user's outstanding challenges are
+// counted under an advisory lock, so the per-user limit holds exactly;
+// the total is read from counts that triggers keep, without a lock, so
+// servers saving challenges at once may overshoot it by as many as run at
+// once. Expired challenges are removed as new ones are saved. Servers
+// starting at once migrate the schema once, under an advisory lock.
 //
 // The tables are named webauthn_users, webauthn_credentials,
-// webauthn_challenges, mfa_otp_devices, mfa_otp_enrollments,
-// mfa_recovery_sets, mfa_recovery_codes, mfa_attempts and
-// webauthn_schema_version, in the connection's default schema (set
-// search_path in the connection string to move them).
+// webauthn_challenges, webauthn_challenge_counts, mfa_otp_devices,
+// mfa_otp_enrollments, mfa_recovery_sets, mfa_recovery_codes,
+// mfa_attempts and webauthn_schema_version, with the trigger functions
+// webauthn_challenges_count_insert and _delete, in the connection's
+// default schema (set search_path in the connection string to move
+// them).
 //
 // # Secrets
 //
@@ -500,20 +506,103 @@ func (s *Store) FlagClone(ctx context.Context, id []byte) error {
 	return nil
 }
 
+// ClearCloneWarning implements [webauthn.Store.ClearCloneWarning].
+func (s *Store) ClearCloneWarning(ctx context.Context, userID, id []byte) error {
+	return s.updateOwned(ctx, "clearing clone warning",
+		`UPDATE webauthn_credentials SET clone_warning = false WHERE id = $1 AND user_id = $2`,
+		bytea(id), bytea(userID))
+}
+
 // ---- challenges ----
 
-// SaveChallenge implements [webauthn.Store.SaveChallenge].
-func (s *Store) SaveChallenge(ctx context.Context, c *webauthn.Challenge) error {
-	_, err := s.pool.Exec(ctx, `INSERT INTO webauthn_challenges
-		(id, challenge, ceremony, user_id, session, expires) VALUES ($1, $2, $3, $4, $5, $6)`,
-		c.ID, bytea(c.Challenge), string(c.Ceremony), nullBytea(c.UserID), nullBytea(c.Session), ts(c.Expires))
+// purgeBatch is how many expired challenges SaveChallenge removes at
+// least on every call.
+const purgeBatch = 64
+
+// challengeLockSpace is the first key of the pg_advisory_xact_lock(int,
+// int) locks that serialise one user's SaveChallenge calls ("fikc").
+const challengeLockSpace int32 = 0x6669_6b63
+
+// saveChallengeSQL removes up to $10 expired challenges (rows other
+// servers are removing are skipped), counts the user's outstanding ones
+// and all rows (from the counts the triggers keep, less those it
+// removed), and inserts unless a limit is reached. It returns whether it
+// inserted and the two counts.
+const saveChallengeSQL = `WITH purged AS (
+		DELETE FROM webauthn_challenges WHERE id IN (
+			SELECT id FROM webauthn_challenges WHERE expires <= $7
+			ORDER BY expires LIMIT $10 FOR UPDATE SKIP LOCKED)
+		RETURNING 1
+	), counts AS (
+		SELECT
+			CASE WHEN $8::bigint > 0 AND $4::bytea IS NOT NULL
+				THEN (SELECT count(*) FROM webauthn_challenges WHERE user_id = $4::bytea AND expires > $7)
+				ELSE 0 END AS user_n,
+			CASE WHEN $9::bigint > 0
+				THEN (SELECT COALESCE(sum(n), 0) FROM webauthn_challenge_counts) - (SELECT count(*) FROM purged)
+				ELSE 0 END AS total_n
+	), ins AS (
+		INSERT INTO webauthn_challenges (id, challenge, ceremony, user_id, session, expires)
+		SELECT $1, $2, $3, $4::bytea, $5, $6 FROM counts
+		WHERE ($8::bigint <= 0 OR user_n < $8::bigint) AND ($9::bigint <= 0 OR total_n < $9::bigint)
+		RETURNING 1
+	)
+	SELECT EXISTS (SELECT 1 FROM ins), user_n, total_n FROM counts`
+
+// SaveChallenge implements [webauthn.Store.SaveChallenge]: one statement
+// removes up to 64 expired challenges, checks the limits and inserts.
+// Calls for one user are serialised by an advisory lock, so PerUser holds
+// exactly; the total is read from counts kept by triggers without a lock,
+// so servers saving at once may overshoot Total by as many as run at
+// once. At Total, it removes every expired challenge and tries again.
+func (s *Store) SaveChallenge(ctx context.Context, c *webauthn.Challenge, now time.Time, limits webauthn.ChallengeLimits) error {
+	ok, userN, totalN, err := s.insertChallenge(ctx, c, now, limits, purgeBatch)
+	if err == nil && !ok && !(limits.PerUser > 0 && userN >= int64(limits.PerUser)) {
+		// The total counts expired challenges too: remove them all,
+		// then decide. Each is removed once, so this is cheap over time.
+		_, err = s.pool.Exec(ctx, `DELETE FROM webauthn_challenges WHERE id IN (
+			SELECT id FROM webauthn_challenges WHERE expires <= $1 FOR UPDATE SKIP LOCKED)`, ts(now))
+		if err == nil {
+			ok, userN, totalN, err = s.insertChallenge(ctx, c, now, limits, 0)
+		}
+	}
 	switch {
 	case sqlState(err) == uniqueViolation:
 		return fmt.Errorf("postgres: saving challenge: %w", webauthn.ErrExists)
 	case err != nil:
 		return fmt.Errorf("postgres: saving challenge: %w", err)
+	case ok:
+		return nil
+	case limits.PerUser > 0 && userN >= int64(limits.PerUser):
+		return fmt.Errorf("postgres: saving challenge: %d for the user: %w", userN, webauthn.ErrTooManyCeremonies)
 	}
-	return nil
+	return fmt.Errorf("postgres: saving challenge: %d in all: %w", totalN, webauthn.ErrTooManyCeremonies)
+}
+
+// insertChallenge runs saveChallengeSQL, after taking the user's lock if
+// PerUser applies; both run in the batch's one implicit transaction, so
+// the lock is held until the insert commits.
+func (s *Store) insertChallenge(ctx context.Context, c *webauthn.Challenge, now time.Time, limits webauthn.ChallengeLimits, purge int) (ok bool, userN, totalN int64, err error) {
+	b := &pgx.Batch{}
+	lock := limits.PerUser > 0 && len(c.UserID) > 0
+	if lock {
+		b.Queue(`SELECT pg_advisory_xact_lock($1::int, hashtext(encode($2::bytea, 'hex')))`, challengeLockSpace, c.UserID)
+	}
+	b.Queue(saveChallengeSQL, c.ID, bytea(c.Challenge), string(c.Ceremony), nullBytea(c.UserID), nullBytea(c.Session),
+		ts(c.Expires), ts(now), int64(limits.PerUser), int64(limits.Total), int64(purge))
+	br := s.pool.SendBatch(ctx, b)
+	defer func() {
+		if cerr := br.Close(); err == nil {
+			err = cerr
+		}
+	}()
+	if lock {
+		if _, err = br.Exec(); err != nil {
+			return false, 0, 0, err
+		}
+	}
+	err = br.QueryRow().Scan(&ok, &userN, &totalN)
+	return ok, userN, totalN, err
 }
 
 // TakeChallenge implements [webauthn.Store.TakeChallenge] with one

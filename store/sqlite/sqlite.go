@@ -22,7 +22,10 @@
 // single-use, sign counts and TOTP time steps move by compare-and-set, a
 // recovery code is used once, and the device limit (security keys plus
 // TOTP devices) is checked in the same write transaction as the insert.
-// Writers wait up to [BusyTimeout] for each other. The file must be on a
+// Writers wait up to [BusyTimeout] for each other. Outstanding
+// challenges are bounded by the relying party's limits, exactly, and
+// expired ones are removed as new ones are saved, so the file does not
+// grow under a flood of sign-in begins. The file must be on a
 // local disk; SQLite's locks do not work over network file systems. For
 // several servers on several machines use package
 // github.com/fidokit/fidokit/store/postgres.
@@ -42,6 +45,7 @@ import (
 	"fmt"
 	"net/url"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"modernc.org/sqlite"
@@ -51,6 +55,10 @@ import (
 	"github.com/fidokit/fidokit/mfa"
 	"github.com/fidokit/fidokit/webauthn"
 )
+
+// walSizeLimit is the size the WAL file is truncated to after a
+// checkpoint (PRAGMA journal_size_limit).
+const walSizeLimit = 4 << 20
 
 // BusyTimeout is how long a write waits for another connection or process
 // holding the database's write lock before it fails.
@@ -72,6 +80,19 @@ var migrationFiles embed.FS
 // transaction.
 type Store struct {
 	db *sql.DB
+	// challenges (a semaphore of one) serialises this Store's challenge
+	// writes in the process, so that a burst of them (a flood of sign-in
+	// begins) waits here rather than in SQLite's busy handler, where
+	// waiting connections keep the WAL from being checkpointed and reset
+	// and it grows without bound.
+	challenges chan struct{}
+	// Prepared once: parsing the challenge statements, with the triggers
+	// they fire, costs more than running them.
+	purgeStmt, insertStmt, takeStmt *sql.Stmt
+	// full is set while the last SaveChallenge found the total limit
+	// reached: the next ones check it from a read first, so that a flood
+	// of refused begins takes no write lock from the sign-ins under way.
+	full atomic.Bool
 }
 
 var (
@@ -93,21 +114,48 @@ func Open(ctx context.Context, path string) (*Store, error) {
 	q.Add("_pragma", "journal_mode(WAL)")
 	q.Add("_pragma", "foreign_keys(ON)")
 	q.Add("_pragma", "synchronous(NORMAL)")
+	// The WAL is reused from its start after each checkpoint but keeps
+	// its largest size on disk; a burst of writes (a flood of sign-in
+	// begins) would leave it large. Truncate it back after checkpoints.
+	q.Add("_pragma", fmt.Sprintf("journal_size_limit(%d)", walSizeLimit))
 	q.Set("_txlock", "immediate")
 	db, err := sql.Open("sqlite", path+"?"+q.Encode())
 	if err != nil {
 		return nil, fmt.Errorf("sqlite: opening %s: %w", path, err)
 	}
-	s := &Store{db: db}
+	s := &Store{db: db, challenges: make(chan struct{}, 1)}
 	if err := s.migrate(ctx); err != nil {
 		db.Close()
 		return nil, fmt.Errorf("sqlite: opening %s: %w", path, err)
 	}
+	if err := s.prepare(ctx); err != nil {
+		db.Close()
+		return nil, fmt.Errorf("sqlite: opening %s: preparing statements: %w", path, err)
+	}
 	return s, nil
+}
+
+func (s *Store) prepare(ctx context.Context) (err error) {
+	for _, p := range []struct {
+		stmt **sql.Stmt
+		sql  string
+	}{
+		{&s.purgeStmt, purgeChallengesSQL},
+		{&s.insertStmt, insertChallengeSQL},
+		{&s.takeStmt, takeChallengeSQL},
+	} {
+		if *p.stmt, err = s.db.PrepareContext(ctx, p.sql); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // Close closes the database. Calls already under way finish first.
 func (s *Store) Close() error {
+	for _, st := range []*sql.Stmt{s.purgeStmt, s.insertStmt, s.takeStmt} {
+		st.Close()
+	}
 	if err := s.db.Close(); err != nil {
 		return fmt.Errorf("sqlite: closing: %w", err)
 	}
@@ -542,20 +590,128 @@ func (s *Store) FlagClone(ctx context.Context, id []byte) error {
 	return nil
 }
 
+// ClearCloneWarning implements [webauthn.Store.ClearCloneWarning].
+func (s *Store) ClearCloneWarning(ctx context.Context, userID, id []byte) error {
+	return s.updateOwned(ctx, "clearing clone warning",
+		`UPDATE webauthn_credentials SET clone_warning = 0 WHERE id = ? AND user_id = ?`,
+		blob(id), blob(userID))
+}
+
 // ---- challenges ----
 
-// SaveChallenge implements [webauthn.Store.SaveChallenge].
-func (s *Store) SaveChallenge(ctx context.Context, c *webauthn.Challenge) error {
-	_, err := s.db.ExecContext(ctx, `INSERT INTO webauthn_challenges
-		(id, challenge, ceremony, user_id, session, expires) VALUES (?, ?, ?, ?, ?, ?)`,
-		c.ID, blob(c.Challenge), string(c.Ceremony), nullBlob(c.UserID), nullBlob(c.Session), micros(c.Expires))
-	switch {
-	case isUnique(err):
-		return fmt.Errorf("sqlite: saving challenge: %w", webauthn.ErrExists)
-	case err != nil:
+// purgeBatch is how many expired challenges SaveChallenge removes at
+// least on every call.
+const purgeBatch = 64
+
+// SaveChallenge implements [webauthn.Store.SaveChallenge] with two
+// statements, each atomic under the database's write lock, so the limits
+// hold exactly across processes: one removes up to 64 expired challenges
+// (the oldest), the other inserts the challenge only if the user's
+// unexpired challenges (counted by index) and all stored ones (a count
+// that triggers keep) are under the limits. If the total is reached, it
+// removes every expired challenge and tries once more; while it stays
+// reached, calls are refused from a read, without the write lock.
+func (s *Store) SaveChallenge(ctx context.Context, c *webauthn.Challenge, now time.Time, limits webauthn.ChallengeLimits) error {
+	if err := s.saveChallenge(ctx, c, now, limits); err != nil {
 		return fmt.Errorf("sqlite: saving challenge: %w", err)
 	}
 	return nil
+}
+
+// purgeChallengesSQL removes up to ?2 of the challenges expired at ?1,
+// the oldest first.
+const purgeChallengesSQL = `DELETE FROM webauthn_challenges WHERE rowid IN
+	(SELECT rowid FROM webauthn_challenges WHERE expires <= ? ORDER BY expires LIMIT ?)`
+
+// takeChallengeSQL removes and returns a challenge.
+const takeChallengeSQL = `DELETE FROM webauthn_challenges WHERE id = ?
+	RETURNING challenge, ceremony, user_id, session, expires`
+
+// insertChallengeSQL inserts a challenge if the limits allow it.
+const insertChallengeSQL = `INSERT INTO webauthn_challenges (id, challenge, ceremony, user_id, session, expires)
+	SELECT ?1, ?2, ?3, ?4, ?5, ?6
+	WHERE (?8 <= 0 OR ?4 IS NULL OR (SELECT COUNT(*) FROM webauthn_challenges WHERE user_id = ?4 AND expires > ?7) < ?8)
+		AND (?9 <= 0 OR (SELECT n FROM webauthn_challenge_count WHERE id = 0) < ?9)`
+
+func (s *Store) saveChallenge(ctx context.Context, c *webauthn.Challenge, now time.Time, limits webauthn.ChallengeLimits) error {
+	if limits.Total > 0 && s.full.Load() {
+		// Refused from one read snapshot, if then the store held the
+		// total and nothing had expired.
+		var n int
+		var expired bool
+		if err := s.db.QueryRowContext(ctx, `SELECT (SELECT n FROM webauthn_challenge_count WHERE id = 0),
+			EXISTS (SELECT 1 FROM webauthn_challenges WHERE expires <= ?)`, micros(now)).Scan(&n, &expired); err != nil {
+			return err
+		}
+		if n >= limits.Total && !expired {
+			return fmt.Errorf("%d in all: %w", n, webauthn.ErrTooManyCeremonies)
+		}
+	}
+	if err := s.lockChallenges(ctx); err != nil {
+		return err
+	}
+	defer s.unlockChallenges()
+	if _, err := s.purgeStmt.ExecContext(ctx, micros(now), purgeBatch); err != nil {
+		return err
+	}
+	insert := func() (bool, error) {
+		n, err := affected(s.insertStmt.ExecContext(ctx,
+			c.ID, blob(c.Challenge), string(c.Ceremony), nullBlob(c.UserID), nullBlob(c.Session), micros(c.Expires),
+			micros(now), limits.PerUser, limits.Total))
+		if isUnique(err) {
+			return false, webauthn.ErrExists
+		}
+		return n == 1, err
+	}
+	ok, err := insert()
+	if err != nil {
+		return err
+	}
+	if ok {
+		s.full.Store(false)
+		return nil
+	}
+	var userN, total int
+	if err := s.db.QueryRowContext(ctx, `SELECT
+		(SELECT COUNT(*) FROM webauthn_challenges WHERE user_id = ? AND expires > ?),
+		(SELECT n FROM webauthn_challenge_count WHERE id = 0)`,
+		nullBlob(c.UserID), micros(now)).Scan(&userN, &total); err != nil {
+		return err
+	}
+	if limits.PerUser > 0 && len(c.UserID) > 0 && userN >= limits.PerUser {
+		return fmt.Errorf("%d for the user: %w", userN, webauthn.ErrTooManyCeremonies)
+	}
+	// The total counts expired challenges too: remove them all, then
+	// decide. Each is removed once, so this is cheap over time.
+	n, err := affected(s.db.ExecContext(ctx, `DELETE FROM webauthn_challenges WHERE expires <= ?`, micros(now)))
+	if err != nil {
+		return err
+	}
+	if n > 0 {
+		if ok, err = insert(); err != nil || ok {
+			return err
+		}
+	}
+	s.full.Store(true)
+	return fmt.Errorf("%d in all: %w", total-int(n), webauthn.ErrTooManyCeremonies)
+}
+
+func (s *Store) lockChallenges(ctx context.Context) error {
+	select {
+	case s.challenges <- struct{}{}:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+func (s *Store) unlockChallenges() { <-s.challenges }
+
+// challengeCount is the number of stored challenges, expired or not.
+func challengeCount(ctx context.Context, tx *sql.Tx) (int, error) {
+	var n int
+	err := tx.QueryRowContext(ctx, `SELECT n FROM webauthn_challenge_count WHERE id = 0`).Scan(&n)
+	return n, err
 }
 
 // TakeChallenge implements [webauthn.Store.TakeChallenge] with one
@@ -566,9 +722,11 @@ func (s *Store) TakeChallenge(ctx context.Context, id string, now time.Time) (*w
 		ceremony string
 		expires  int64
 	)
-	err := s.db.QueryRowContext(ctx, `DELETE FROM webauthn_challenges WHERE id = ?
-		RETURNING challenge, ceremony, user_id, session, expires`, id).
-		Scan(&c.Challenge, &ceremony, &c.UserID, &c.Session, &expires)
+	if err := s.lockChallenges(ctx); err != nil {
+		return nil, fmt.Errorf("sqlite: taking challenge: %w", err)
+	}
+	err := s.takeStmt.QueryRowContext(ctx, id).Scan(&c.Challenge, &ceremony, &c.UserID, &c.Session, &expires)
+	s.unlockChallenges()
 	switch {
 	case errors.Is(err, sql.ErrNoRows):
 		return nil, fmt.Errorf("sqlite: taking challenge: %w", webauthn.ErrNotFound)

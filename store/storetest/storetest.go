@@ -50,12 +50,22 @@ import (
 	"testing"
 	"time"
 
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
 	"github.com/fidokit/fidokit/webauthn"
 )
 
 // base is a time with nanoseconds and a non-UTC zone, so that round trips
 // check both normalisations.
 var base = time.Date(2025, 3, 14, 15, 9, 26, 535897932, time.FixedZone("IST", 5*3600+1800))
+
+// longAgo is the now of SaveChallenge calls that must not find any
+// challenge expired.
+var longAgo = time.Date(2000, 1, 1, 0, 0, 0, 0, time.UTC)
+
+// noLimits are the ChallengeLimits of calls that test something else.
+var noLimits = webauthn.ChallengeLimits{}
 
 type test struct {
 	name string
@@ -75,6 +85,7 @@ func Run(t *testing.T, newStore func(t *testing.T) webauthn.Store) {
 		{"Credential", credentialTests},
 		{"SignIn", signInTests},
 		{"Challenge", challengeTests},
+		{"ChallengeLimits", challengeLimitTests},
 		{"Context", contextTests},
 		{"Concurrent", concurrentTests},
 	}
@@ -101,6 +112,7 @@ func RunShared(t *testing.T, a, b webauthn.Store) {
 	t.Run("TakeChallenge", func(t *testing.T) { raceTakeChallenge(t, a, b) })
 	t.Run("RecordSignIn", func(t *testing.T) { raceRecordSignIn(t, a, b) })
 	t.Run("AddCredentialLimit", func(t *testing.T) { raceAddCredentialLimit(t, a, b) })
+	t.Run("SaveChallengePerUser", func(t *testing.T) { raceSaveChallengePerUser(t, a, b) })
 }
 
 // ---- fixtures ----
@@ -180,7 +192,7 @@ func mustChallenge(t *testing.T, s webauthn.Store, expires time.Time) *webauthn.
 		Session:   []byte(`{"s":1}`),
 		Expires:   expires,
 	}
-	if err := s.SaveChallenge(t.Context(), c); err != nil {
+	if err := s.SaveChallenge(t.Context(), c, longAgo, noLimits); err != nil {
 		t.Fatalf("SaveChallenge: %v", err)
 	}
 	return c
@@ -843,6 +855,31 @@ var signInTests = []test{
 		mustNil(t, "DeactivateCredential", s.DeactivateCredential(t.Context(), u.ID, other.ID, base))
 		mustNil(t, "FlagClone deactivated", s.FlagClone(t.Context(), other.ID))
 	}},
+	{"ClearCloneWarning", func(t *testing.T, s webauthn.Store) {
+		ctx := t.Context()
+		u, bob := mustUser(t, s), mustUser(t, s)
+		c, other, bobs := mustCredential(t, s, u.ID), mustCredential(t, s, u.ID), mustCredential(t, s, bob.ID)
+		for _, id := range [][]byte{c.ID, other.ID, bobs.ID} {
+			require.NoError(t, s.FlagClone(ctx, id))
+		}
+		for range 2 { // clearing a clear flag changes nothing
+			require.NoError(t, s.ClearCloneWarning(ctx, u.ID, c.ID))
+			credentialIs(t, s, "after ClearCloneWarning", c)
+		}
+		other.CloneWarning, bobs.CloneWarning = true, true
+		credentialIs(t, s, "the user's other credential", other)
+		// Only the owner's credential: bob's is not found through alice,
+		// nor an unknown one.
+		assert.ErrorIs(t, s.ClearCloneWarning(ctx, u.ID, bobs.ID), webauthn.ErrNotFound)
+		assert.ErrorIs(t, s.ClearCloneWarning(ctx, u.ID, randBytes(t, 48)), webauthn.ErrNotFound)
+		assert.ErrorIs(t, s.ClearCloneWarning(ctx, randBytes(t, 32), c.ID), webauthn.ErrNotFound)
+		credentialIs(t, s, "bob's credential", bobs)
+		// A deactivated key can be cleared, and stays deactivated.
+		require.NoError(t, s.DeactivateCredential(ctx, u.ID, other.ID, base))
+		require.NoError(t, s.ClearCloneWarning(ctx, u.ID, other.ID))
+		other.CloneWarning, other.Deactivated = false, base
+		credentialIs(t, s, "deactivated credential after ClearCloneWarning", other)
+	}},
 }
 
 // ---- challenges ----
@@ -859,7 +896,7 @@ var challengeTests = []test{
 			{ID: "big session", Challenge: randBytes(t, 16), Ceremony: webauthn.CeremonyLogin, Session: randBytes(t, 64<<10), Expires: now.Add(time.Hour)},
 			{ID: "käse ✓ 🔑", Challenge: randBytes(t, 32), Ceremony: webauthn.CeremonyLogin, Session: []byte{}, Expires: now.Add(time.Hour)},
 		} {
-			mustNil(t, c.ID+": SaveChallenge", s.SaveChallenge(t.Context(), c))
+			mustNil(t, c.ID+": SaveChallenge", s.SaveChallenge(t.Context(), c, longAgo, noLimits))
 			got, err := s.TakeChallenge(t.Context(), c.ID, now)
 			mustNil(t, c.ID+": TakeChallenge", err)
 			checkChallenge(t, c.ID, got, c)
@@ -877,7 +914,7 @@ var challengeTests = []test{
 		mustNil(t, "other TakeChallenge", err)
 		checkChallenge(t, "other TakeChallenge", got, other)
 		// The ID can be used again once taken.
-		mustNil(t, "SaveChallenge reusing an ID", s.SaveChallenge(t.Context(), c))
+		mustNil(t, "SaveChallenge reusing an ID", s.SaveChallenge(t.Context(), c, longAgo, noLimits))
 	}},
 	{"Unknown", func(t *testing.T, s webauthn.Store) {
 		c := mustChallenge(t, s, base.Add(time.Minute))
@@ -892,7 +929,7 @@ var challengeTests = []test{
 	{"Duplicate", func(t *testing.T, s webauthn.Store) {
 		c := mustChallenge(t, s, base.Add(time.Minute))
 		dup := &webauthn.Challenge{ID: c.ID, Challenge: randBytes(t, 32), Ceremony: webauthn.CeremonyRegistration, Session: []byte("other"), Expires: base.Add(time.Hour)}
-		wantErr(t, "SaveChallenge", s.SaveChallenge(t.Context(), dup), webauthn.ErrExists)
+		wantErr(t, "SaveChallenge", s.SaveChallenge(t.Context(), dup, longAgo, noLimits), webauthn.ErrExists)
 		got, err := s.TakeChallenge(t.Context(), c.ID, base)
 		mustNil(t, "TakeChallenge", err)
 		checkChallenge(t, "original after failed SaveChallenge", got, c)
@@ -970,6 +1007,137 @@ var challengeTests = []test{
 	}},
 }
 
+// challengeFor returns an unsaved login challenge of userID (nil for a
+// discoverable one) that expires at expires.
+func challengeFor(t *testing.T, userID []byte, expires time.Time) *webauthn.Challenge {
+	t.Helper()
+	c := &webauthn.Challenge{
+		ID:        fmt.Sprintf("ch-%x", randBytes(t, 12)),
+		Challenge: randBytes(t, 32),
+		Ceremony:  webauthn.CeremonyLogin,
+		UserID:    bytes.Clone(userID),
+		Expires:   expires,
+	}
+	if userID == nil {
+		c.Ceremony = webauthn.CeremonyDiscoverable
+	}
+	return c
+}
+
+// taken checks what TakeChallenge gives for id at now: nil for the
+// challenge, or the error.
+func taken(t *testing.T, s webauthn.Store, id string, now time.Time) error {
+	t.Helper()
+	_, err := s.TakeChallenge(t.Context(), id, now)
+	return err
+}
+
+var challengeLimitTests = []test{
+	{"PerUser", func(t *testing.T, s webauthn.Store) {
+		ctx, now := t.Context(), base
+		lim := webauthn.ChallengeLimits{PerUser: 3}
+		alice, bob := randBytes(t, 32), randBytes(t, 32)
+		var held []*webauthn.Challenge
+		for i := range 3 {
+			c := challengeFor(t, alice, now.Add(time.Duration(i+1)*time.Minute))
+			require.NoError(t, s.SaveChallenge(ctx, c, now, lim), "challenge %d of 3", i+1)
+			held = append(held, c)
+		}
+		refused := challengeFor(t, alice, now.Add(time.Hour))
+		require.ErrorIs(t, s.SaveChallenge(ctx, refused, now, lim), webauthn.ErrTooManyCeremonies)
+		assert.ErrorIs(t, taken(t, s, refused.ID, now), webauthn.ErrNotFound, "the refused challenge was stored")
+		// Other users and discoverable sign-ins are not limited by
+		// alice's challenges; without a limit alice gets a fourth.
+		for range 3 {
+			require.NoError(t, s.SaveChallenge(ctx, challengeFor(t, bob, now.Add(time.Hour)), now, lim))
+		}
+		for range 5 {
+			require.NoError(t, s.SaveChallenge(ctx, challengeFor(t, nil, now.Add(time.Hour)), now, lim))
+		}
+		assert.ErrorIs(t, s.SaveChallenge(ctx, challengeFor(t, alice, now.Add(time.Hour)), now, lim), webauthn.ErrTooManyCeremonies)
+		assert.NoError(t, s.SaveChallenge(ctx, challengeFor(t, alice, now.Add(time.Hour)), now, noLimits))
+		// Taking one frees a place.
+		_, err := s.TakeChallenge(ctx, held[1].ID, now)
+		require.NoError(t, err)
+		c := challengeFor(t, alice, now.Add(time.Hour))
+		require.NoError(t, s.SaveChallenge(ctx, c, now, webauthn.ChallengeLimits{PerUser: 4}))
+		require.ErrorIs(t, s.SaveChallenge(ctx, challengeFor(t, alice, now.Add(time.Hour)), now, webauthn.ChallengeLimits{PerUser: 4}),
+			webauthn.ErrTooManyCeremonies)
+		// An expired one does not count: at held[0]'s expiry there is
+		// room again.
+		later := held[0].Expires
+		require.NoError(t, s.SaveChallenge(ctx, challengeFor(t, alice, now.Add(time.Hour)), later, webauthn.ChallengeLimits{PerUser: 4}))
+	}},
+	{"Total", func(t *testing.T, s webauthn.Store) {
+		ctx, now := t.Context(), base
+		lim := webauthn.ChallengeLimits{Total: 5, PerUser: 100}
+		first := challengeFor(t, randBytes(t, 32), now.Add(time.Minute))
+		require.NoError(t, s.SaveChallenge(ctx, first, now, lim))
+		for i := range 4 {
+			var user []byte
+			if i%2 == 0 {
+				user = randBytes(t, 32)
+			}
+			require.NoError(t, s.SaveChallenge(ctx, challengeFor(t, user, now.Add(time.Hour)), now, lim), "challenge %d of 5", i+2)
+		}
+		for _, user := range [][]byte{nil, randBytes(t, 32)} {
+			refused := challengeFor(t, user, now.Add(time.Hour))
+			require.ErrorIs(t, s.SaveChallenge(ctx, refused, now, lim), webauthn.ErrTooManyCeremonies)
+			assert.ErrorIs(t, taken(t, s, refused.ID, now), webauthn.ErrNotFound, "the refused challenge was stored")
+		}
+		// When first expires there is room again, and first is gone:
+		// saving removed it.
+		later := first.Expires.Add(time.Microsecond)
+		require.NoError(t, s.SaveChallenge(ctx, challengeFor(t, nil, now.Add(time.Hour)), later, lim))
+		assert.ErrorIs(t, taken(t, s, first.ID, later), webauthn.ErrNotFound, "SaveChallenge left an expired challenge")
+		require.ErrorIs(t, s.SaveChallenge(ctx, challengeFor(t, nil, now.Add(time.Hour)), later, lim), webauthn.ErrTooManyCeremonies)
+		n, err := s.PurgeChallenges(ctx, now.Add(2*time.Hour))
+		require.NoError(t, err)
+		assert.Equal(t, 5, n, "challenges held at the limit")
+	}},
+	{"TotalWithExpired", func(t *testing.T, s webauthn.Store) {
+		// The store is full, mostly of expired challenges: a save at a
+		// later time succeeds.
+		ctx, soon := t.Context(), base.Add(time.Minute)
+		const total = 200
+		for range total - 1 {
+			require.NoError(t, s.SaveChallenge(ctx, challengeFor(t, nil, soon), base, noLimits))
+		}
+		live := challengeFor(t, nil, base.Add(time.Hour))
+		require.NoError(t, s.SaveChallenge(ctx, live, base, noLimits))
+		lim := webauthn.ChallengeLimits{Total: total}
+		require.ErrorIs(t, s.SaveChallenge(ctx, challengeFor(t, nil, base.Add(time.Hour)), base, lim), webauthn.ErrTooManyCeremonies)
+		for i := range 3 {
+			require.NoError(t, s.SaveChallenge(ctx, challengeFor(t, nil, base.Add(time.Hour)), soon, lim), "save %d after the expiry", i+1)
+		}
+		_, err := s.TakeChallenge(ctx, live.ID, soon)
+		assert.NoError(t, err, "the live challenge was removed")
+	}},
+	{"PurgedOnSave", func(t *testing.T, s webauthn.Store) {
+		// Saving removes expired challenges, the oldest first, at least
+		// 16 per call, without anyone calling PurgeChallenges.
+		ctx := t.Context()
+		var expired []*webauthn.Challenge
+		for i := range 40 {
+			c := challengeFor(t, randBytes(t, 8), base.Add(time.Duration(i)*time.Second))
+			require.NoError(t, s.SaveChallenge(ctx, c, longAgo, noLimits))
+			expired = append(expired, c)
+		}
+		now := base.Add(time.Hour)
+		require.NoError(t, s.SaveChallenge(ctx, challengeFor(t, nil, now.Add(time.Hour)), now, noLimits))
+		for i, c := range expired[:16] {
+			assert.ErrorIs(t, taken(t, s, c.ID, now), webauthn.ErrNotFound, "expired challenge %d (of the oldest) still stored", i)
+		}
+		// The rest are expired if still there.
+		for _, c := range expired[16:] {
+			err := taken(t, s, c.ID, now)
+			if !errors.Is(err, webauthn.ErrNotFound) {
+				assert.ErrorIs(t, err, webauthn.ErrExpired)
+			}
+		}
+	}},
+}
+
 // ---- context ----
 
 var contextTests = []test{
@@ -999,7 +1167,8 @@ var contextTests = []test{
 				return s.RecordSignIn(ctx, webauthn.SignIn{CredentialID: c.ID, OldCount: c.SignCount, NewCount: c.SignCount + 1, At: base})
 			}},
 			{"FlagClone", func() error { return s.FlagClone(ctx, c.ID) }},
-			{"SaveChallenge", func() error { return s.SaveChallenge(ctx, newCh) }},
+			{"ClearCloneWarning", func() error { return s.ClearCloneWarning(ctx, u.ID, c.ID) }},
+			{"SaveChallenge", func() error { return s.SaveChallenge(ctx, newCh, base, webauthn.ChallengeLimits{PerUser: 5, Total: 5}) }},
 			{"TakeChallenge", func() error { _, err := s.TakeChallenge(ctx, ch.ID, base); return err }},
 			{"PurgeChallenges", func() error { _, err := s.PurgeChallenges(ctx, base.Add(48*time.Hour)); return err }},
 		} {
@@ -1024,6 +1193,7 @@ var concurrentTests = []test{
 	{"TakeChallenge", func(t *testing.T, s webauthn.Store) { raceTakeChallenge(t, s, s) }},
 	{"AddCredentialLimit", func(t *testing.T, s webauthn.Store) { raceAddCredentialLimit(t, s, s) }},
 	{"RecordSignIn", func(t *testing.T, s webauthn.Store) { raceRecordSignIn(t, s, s) }},
+	{"SaveChallengePerUser", func(t *testing.T, s webauthn.Store) { raceSaveChallengePerUser(t, s, s) }},
 	{"CreateUserSameName", func(t *testing.T, s webauthn.Store) {
 		const n = 20
 		name := randName(t, "race")
@@ -1181,4 +1351,37 @@ func raceRecordSignIn(t *testing.T, a, b webauthn.Store) {
 		t.Errorf("SignCount after %d concurrent increments = %d, want %d (lost updates)", n, got.SignCount, want)
 	}
 	t.Logf("%d increments, %d conflicts retried", n, conflicts.Load())
+}
+
+// raceSaveChallengePerUser: 50 goroutines save a challenge for one user
+// with PerUser 8; exactly 8 succeed.
+func raceSaveChallengePerUser(t *testing.T, a, b webauthn.Store) {
+	const n, limit = 50, 8
+	user := randBytes(t, 32)
+	lim := webauthn.ChallengeLimits{PerUser: limit, Total: 1000}
+	var wins, refused atomic.Int32
+	ids := make([]string, n)
+	parallel(t, n, func(i int) error {
+		c := challengeFor(t, user, base.Add(time.Hour))
+		ids[i] = c.ID
+		err := pick(i, a, b).SaveChallenge(t.Context(), c, base, lim)
+		switch {
+		case err == nil:
+			wins.Add(1)
+			return nil
+		case errors.Is(err, webauthn.ErrTooManyCeremonies):
+			refused.Add(1)
+			return nil
+		}
+		return fmt.Errorf("SaveChallenge: %w", err)
+	})
+	assert.Equal(t, int32(limit), wins.Load(), "concurrent SaveChallenge calls that succeeded")
+	assert.Equal(t, int32(n-limit), refused.Load(), "concurrent SaveChallenge calls refused")
+	held := 0
+	for _, id := range ids {
+		if _, err := a.TakeChallenge(t.Context(), id, base); err == nil {
+			held++
+		}
+	}
+	assert.Equal(t, limit, held, "challenges stored for the user")
 }

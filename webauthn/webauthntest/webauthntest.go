@@ -13,12 +13,16 @@
 //	key, err := h.Register(ctx, "Blue key")
 //
 // The key is reachable with [Client.Key], so a test can make it misbehave
-// (roll its counter back, and more through [virtual.Config]).
+// (roll its counter back, and more through [virtual.Config]). For a relying
+// party that requires user verification, [Options.PIN] gives the key a PIN
+// and the client the same PIN to answer with; for one that checks
+// attestation, [Client.AttestationRoot] is the root to trust.
 package webauthntest
 
 import (
 	"bytes"
 	"context"
+	"crypto/x509"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -49,10 +53,19 @@ type Options struct {
 	// discoverable sign-in, as a browser's account chooser does. Nil
 	// means the newest.
 	SelectAccount func([]*fido.Assertion) (int, error)
-	// Prompt reaches the person at the key: Prompt.PIN gives the key's
-	// PIN (see virtual.Config.PIN) when user verification is asked for.
-	// The zero value prompts nobody, so operations that need the PIN
-	// fail.
+	// PIN is the key's PIN, all a relying party that requires user
+	// verification needs: a new key starts with it (as with Key.PIN) and
+	// the client gives it whenever the key asks for it (as Prompt.PIN
+	// would). It must follow the PIN rules of virtual.Config.PIN. Empty
+	// means no PIN, unless Key.PIN or Prompt.PIN set one; setting PIN
+	// and a different Key.PIN, or PIN and Prompt.PIN, is an error.
+	PIN string
+	// Prompt reaches the person at the key: Prompt.Touch is told when the
+	// key waits for a touch, and Prompt.PIN gives the key's PIN (see
+	// virtual.Config.PIN) when user verification is asked for; PIN above
+	// is the short way to both a key's PIN and this callback. The zero
+	// value prompts nobody, so without PIN operations that need the PIN
+	// fail with fido.ErrPINRequired.
 	Prompt fido.Prompt
 }
 
@@ -69,6 +82,23 @@ type Client struct {
 func New(ctx context.Context, opts Options) (*Client, error) {
 	if opts.Origin == "" {
 		opts.Origin = "https://localhost"
+	}
+	if opts.PIN != "" {
+		// Copies, so the caller's Config is left as it was.
+		var cfg virtual.Config
+		if opts.Key != nil {
+			cfg = *opts.Key
+		}
+		switch {
+		case cfg.PIN != "" && cfg.PIN != opts.PIN:
+			return nil, errors.New("webauthntest: Options.PIN and Options.Key.PIN differ")
+		case opts.Prompt.PIN != nil:
+			return nil, errors.New("webauthntest: Options.PIN and Options.Prompt.PIN are both set")
+		}
+		cfg.PIN = opts.PIN
+		opts.Key = &cfg
+		pin := opts.PIN
+		opts.Prompt.PIN = func(context.Context, fido.PINRequest) (string, error) { return pin, nil }
 	}
 	k, err := virtual.New(opts.Key)
 	if err != nil {
@@ -106,6 +136,13 @@ func (c *Client) Close() error {
 // Key returns the virtual key, for instance to roll back its counter with
 // SetCounter.
 func (c *Client) Key() *virtual.Key { return c.key }
+
+// AttestationRoot returns the root certificate the key's attestation
+// certificates chain to: the one it made for itself unless
+// Options.Key.AttestationCA gave one (see [virtual.Key.AttestationRoot]).
+// A relying party that checks attestation trusts the key with it in
+// webauthn.Policy.AttestationRoots.
+func (c *Client) AttestationRoot() *x509.Certificate { return c.key.AttestationRoot() }
 
 // WebAuthn returns the WebAuthn client, whose Authenticator field is the
 // opened key, for tests that craft responses themselves.
@@ -226,8 +263,9 @@ func (c *Client) HTTP(baseURL string, hc *http.Client) *HTTP {
 func (h *HTTP) Client() *http.Client { return h.hc }
 
 // Do sends a request with a JSON body (none if body is nil) and decodes a
-// successful JSON answer into out (unless nil). An error answer is an
-// *HTTPError.
+// successful JSON answer into out (unless nil). A POST carries
+// Content-Type application/json even without a body, as the handler
+// requires. An error answer is an *HTTPError.
 func (h *HTTP) Do(ctx context.Context, method, path string, body, out any) error {
 	var rd io.Reader
 	if body != nil {
@@ -241,7 +279,8 @@ func (h *HTTP) Do(ctx context.Context, method, path string, body, out any) error
 	if err != nil {
 		return err
 	}
-	if body != nil {
+	if body != nil || method == http.MethodPost {
+		// The handler takes JSON only, also on a POST without a body.
 		req.Header.Set("Content-Type", "application/json")
 	}
 	resp, err := h.hc.Do(req)
