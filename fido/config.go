@@ -89,6 +89,8 @@ func (d *Device) configInfo(ctx context.Context, op, option string) (*Info, erro
 func (d *Device) ToggleAlwaysUV(ctx context.Context) error {
 	d.mu.Lock()
 	defer d.mu.Unlock()
+	ctx, cancel := d.opContext(ctx)
+	defer cancel()
 	info, err := d.configInfo(ctx, "toggleAlwaysUv", ctap.OptAlwaysUv)
 	if err != nil {
 		return err
@@ -105,6 +107,8 @@ func (d *Device) SetMinPINLength(ctx context.Context, n int, rpIDs []string, for
 	}
 	d.mu.Lock()
 	defer d.mu.Unlock()
+	ctx, cancel := d.opContext(ctx)
+	defer cancel()
 	info, err := d.configInfo(ctx, "setMinPINLength", ctap.OptSetMinPINLength)
 	if err != nil {
 		return err

@@ -143,6 +143,8 @@ func (s *credMgmtSession) call(ctx context.Context, sub ctap.CredMgmtSubCommand,
 func (d *Device) CredentialsMetadata(ctx context.Context) (*CredentialsMetadata, error) {
 	d.mu.Lock()
 	defer d.mu.Unlock()
+	ctx, cancel := d.opContext(ctx)
+	defer cancel()
 	s, err := d.beginCredMgmt(ctx, "")
 	if err != nil {
 		return nil, err
@@ -165,6 +167,8 @@ func (d *Device) CredentialsMetadata(ctx context.Context) (*CredentialsMetadata,
 func (d *Device) RelyingParties(ctx context.Context) ([]RelyingParty, error) {
 	d.mu.Lock()
 	defer d.mu.Unlock()
+	ctx, cancel := d.opContext(ctx)
+	defer cancel()
 	s, err := d.beginCredMgmt(ctx, "")
 	if err != nil {
 		return nil, err
@@ -203,6 +207,8 @@ func (d *Device) Credentials(ctx context.Context, rpID string) ([]Credential, er
 	}
 	d.mu.Lock()
 	defer d.mu.Unlock()
+	ctx, cancel := d.opContext(ctx)
+	defer cancel()
 	s, err := d.beginCredMgmt(ctx, rpID)
 	if err != nil {
 		return nil, err
@@ -267,6 +273,8 @@ func (d *Device) DeleteCredential(ctx context.Context, id []byte) error {
 	}
 	d.mu.Lock()
 	defer d.mu.Unlock()
+	ctx, cancel := d.opContext(ctx)
+	defer cancel()
 	s, err := d.beginCredMgmt(ctx, "")
 	if err != nil {
 		return err
@@ -289,6 +297,8 @@ func (d *Device) UpdateUser(ctx context.Context, id []byte, user User) error {
 	}
 	d.mu.Lock()
 	defer d.mu.Unlock()
+	ctx, cancel := d.opContext(ctx)
+	defer cancel()
 	s, err := d.beginCredMgmt(ctx, "")
 	if err != nil {
 		return err

@@ -6,15 +6,18 @@ import (
 	"errors"
 	"fmt"
 	"sync"
+	"time"
 
 	"github.com/fidokit/fidokit/internal/ctap"
 	"github.com/fidokit/fidokit/internal/hid"
 	"github.com/fidokit/fidokit/internal/pinuv"
 )
 
-// maxAssertions bounds how many getNextAssertion calls one GetAssertion
-// makes, whatever numberOfCredentials a key claims.
-const maxAssertions = 256
+// maxAccounts bounds the numberOfCredentials a discoverable GetAssertion
+// follows: far more accounts for one relying party than any key holds,
+// and few enough that a key claiming absurd numbers cannot make the client
+// collect assertions without bound.
+const maxAccounts = 10000
 
 // Device is a security key opened by [Open]: the pure-Go client over
 // CTAPHID. It speaks CTAP2 when the key advertises CBOR and U2F otherwise.
@@ -27,6 +30,7 @@ type Device struct {
 	info   DeviceInfo
 	prompt Prompt
 	cbor   bool
+	maxOp  time.Duration // Opener.MaxOperationTime, defaulted
 
 	mu      sync.Mutex // serialises multi-message operations
 	getInfo *Info      // cached authenticatorGetInfo
@@ -47,10 +51,18 @@ func (d *Device) Close() error { return d.ch.Close() }
 
 // Wink asks the key to identify itself, by blinking for instance.
 func (d *Device) Wink(ctx context.Context) error {
+	ctx, cancel := d.opContext(ctx)
+	defer cancel()
 	if err := d.ch.Wink(ctx); err != nil {
 		return d.wrap("wink", err)
 	}
 	return nil
+}
+
+// opContext bounds one operation by Opener.MaxOperationTime; past it, ctx
+// ends with ErrOperationTimeout as its cause.
+func (d *Device) opContext(ctx context.Context) (context.Context, context.CancelFunc) {
+	return context.WithTimeoutCause(ctx, d.maxOp, ErrOperationTimeout)
 }
 
 // touchOnce returns a keepalive handler that calls Prompt.Touch at most once.
@@ -101,7 +113,7 @@ func (d *Device) call(ctx context.Context, cmd ctap.Command, params any, keepali
 		// A key answering a cancelled request with KEEPALIVE_CANCEL is
 		// reported as the caller's cancellation too.
 		if ctx.Err() != nil {
-			return nil, fmt.Errorf("fido: %s: %w", op, errors.Join(ctx.Err(), status))
+			return nil, fmt.Errorf("fido: %s: %w", op, errors.Join(hid.ContextErr(ctx), status))
 		}
 		return nil, fmt.Errorf("fido: %s: %w", op, status)
 	}
@@ -113,6 +125,8 @@ func (d *Device) call(ctx context.Context, cmd ctap.Command, params any, keepali
 func (d *Device) Info(ctx context.Context) (*Info, error) {
 	d.mu.Lock()
 	defer d.mu.Unlock()
+	ctx, cancel := d.opContext(ctx)
+	defer cancel()
 	return d.infoLocked(ctx)
 }
 
@@ -222,6 +236,8 @@ func (d *Device) MakeCredential(ctx context.Context, req *MakeCredentialRequest)
 	}
 	d.mu.Lock()
 	defer d.mu.Unlock()
+	ctx, cancel := d.opContext(ctx)
+	defer cancel()
 	info, err := d.infoLocked(ctx)
 	if err != nil {
 		return nil, err
@@ -480,7 +496,9 @@ func (d *Device) probe(ctx context.Context, rpID string, ids [][]byte) ([]byte, 
 // GetAssertion signs in with the key (CTAP 2.1 §6.2 and §6.3). With an
 // AllowList the key uses the first listed credential it holds; without one
 // it returns an assertion for every discoverable credential it holds for
-// the RP, newest first.
+// the RP, newest first, however many the key reports (numberOfCredentials)
+// up to 10000; a key reporting more fails with ErrTooManyAccounts rather
+// than have accounts left out.
 //
 // When req.UserVerification is set, or the key has alwaysUv, the client
 // obtains a pinUvAuthToken with the getAssertion permission for req.RPID,
@@ -489,8 +507,8 @@ func (d *Device) probe(ctx context.Context, rpID string, ids [][]byte) ([]byte, 
 //
 // Errors: ErrInvalidRequest for a malformed request; an error matching
 // StatusNoCredentials when the key holds none of the credentials asked
-// for; the PIN and verification errors of [Device.MakeCredential]; other
-// [Status] values from the key.
+// for; ErrTooManyAccounts; the PIN and verification errors of
+// [Device.MakeCredential]; other [Status] values from the key.
 func (d *Device) GetAssertion(ctx context.Context, req *GetAssertionRequest) ([]*Assertion, error) {
 	if err := checkHash(req.ClientDataHash); err != nil {
 		return nil, err
@@ -503,6 +521,8 @@ func (d *Device) GetAssertion(ctx context.Context, req *GetAssertionRequest) ([]
 	}
 	d.mu.Lock()
 	defer d.mu.Unlock()
+	ctx, cancel := d.opContext(ctx)
+	defer cancel()
 	info, err := d.infoLocked(ctx)
 	if err != nil {
 		return nil, err
@@ -570,8 +590,16 @@ func (d *Device) getAssertion(ctx context.Context, info *Info, req *GetAssertion
 	if err != nil {
 		return nil, err
 	}
-	out := []*Assertion{first.a}
-	n := min(first.n, maxAssertions)
+	// Every account the key reports is collected (CTAP 2.1 §6.3), so that
+	// each can be chosen; a count past maxAccounts is refused, not cut.
+	n := first.n
+	if n > maxAccounts {
+		return nil, fmt.Errorf("fido: getAssertion: the key reports %d accounts for %q, more than the %d the client collects: %w",
+			n, req.RPID, maxAccounts, ErrTooManyAccounts)
+	}
+	out := make([]*Assertion, 1, n)
+	out[0] = first.a
+	seen := map[string]bool{string(first.a.CredentialID): true}
 	for i := 1; i < n; i++ {
 		body, err := d.call(ctx, ctap.CmdGetNextAssertion, nil, nil)
 		if err != nil {
@@ -581,6 +609,11 @@ func (d *Device) getAssertion(ctx context.Context, info *Info, req *GetAssertion
 		if err != nil {
 			return nil, err
 		}
+		id := string(next.a.CredentialID)
+		if seen[id] {
+			return nil, &ResponseError{Op: "getNextAssertion", Err: fmt.Errorf("credential %x returned twice", next.a.CredentialID)}
+		}
+		seen[id] = true
 		out = append(out, next.a)
 	}
 	return out, nil
@@ -685,6 +718,8 @@ func containsID(ids [][]byte, id []byte) bool {
 func (d *Device) Selection(ctx context.Context) error {
 	d.mu.Lock()
 	defer d.mu.Unlock()
+	ctx, cancel := d.opContext(ctx)
+	defer cancel()
 	info, err := d.infoLocked(ctx)
 	if err != nil {
 		return err
@@ -718,6 +753,8 @@ func (d *Device) Selection(ctx context.Context) error {
 func (d *Device) Reset(ctx context.Context) error {
 	d.mu.Lock()
 	defer d.mu.Unlock()
+	ctx, cancel := d.opContext(ctx)
+	defer cancel()
 	if !d.cbor {
 		return fmt.Errorf("fido: reset: %w", ErrNotSupported)
 	}

@@ -1,6 +1,7 @@
 package fido
 
 import (
+	"context"
 	"errors"
 	"fmt"
 
@@ -90,8 +91,15 @@ var (
 	ErrInvalidRequest = errors.New("fido: invalid request")
 	// ErrInvalidResponse is matched by every *ResponseError.
 	ErrInvalidResponse = errors.New("fido: invalid response from key")
-	// ErrDeviceGone means the key stopped answering mid-operation.
+	// ErrDeviceGone means the key stopped answering mid-operation: it
+	// sent nothing on the operation's channel for Opener.IdleTimeout.
 	ErrDeviceGone = errors.New("fido: key stopped answering")
+	// ErrTooManyAccounts means a discoverable GetAssertion found the key
+	// reporting more accounts for the relying party (numberOfCredentials,
+	// CTAP 2.1 §6.2) than the client collects; rather than leave some
+	// out, it returns none. Name the account's credentials in an allow
+	// list instead.
+	ErrTooManyAccounts = errors.New("fido: the key holds more accounts for the relying party than the client collects")
 	// ErrPINRequired means an operation needs the key's PIN and there was
 	// no Prompt.PIN callback to ask for it, or the callback declined
 	// (CTAP 2.1 §6.5). Nothing needing the PIN was sent to the key.
@@ -100,6 +108,21 @@ var (
 	// the given largeBlobKey opens (CTAP 2.1 §6.10.3).
 	ErrNoLargeBlob = errors.New("fido: no large blob for this key")
 )
+
+// ErrOperationTimeout means an operation took longer than
+// Opener.MaxOperationTime, however the key kept saying it was busy (a key
+// that sends only KEEPALIVE, say). The key was sent CTAPHID_CANCEL. It is
+// the cause of the operation's context ending, so an error wrapping it also
+// matches context.DeadlineExceeded.
+var ErrOperationTimeout error = operationTimeout{}
+
+type operationTimeout struct{}
+
+func (operationTimeout) Error() string {
+	return "fido: operation took longer than the maximum operation time"
+}
+
+func (operationTimeout) Is(target error) bool { return target == context.DeadlineExceeded }
 
 // PINError reports a PIN the key refused (CTAP 2.1 §6.5.5.7 and
 // §6.5.5.6). Err is the key's status, which says what to do next:

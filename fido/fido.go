@@ -12,7 +12,9 @@
 // [Device] speaks CTAP 2.1 to keys that support it and falls back to U2F
 // (CTAP1) for older ones, returning the same types either way. Everything
 // that may wait for a person takes a context: cancelling it sends
-// CTAPHID_CANCEL to the key, which stops waiting for a touch.
+// CTAPHID_CANCEL to the key, which stops waiting for a touch. Whatever the
+// context, no operation outlasts [Opener.MaxOperationTime] (2 minutes by
+// default), and one whose key falls silent ends with [ErrDeviceGone].
 //
 // # PIN and user verification
 //

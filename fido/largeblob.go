@@ -173,6 +173,8 @@ func sealLargeBlob(aead cipher.AEAD, data []byte) (cbor.RawMessage, error) {
 func (d *Device) ReadLargeBlob(ctx context.Context, largeBlobKey []byte) ([]byte, error) {
 	d.mu.Lock()
 	defer d.mu.Unlock()
+	ctx, cancel := d.opContext(ctx)
+	defer cancel()
 	info, err := d.largeBlobInfo(ctx, "readLargeBlob", largeBlobKey)
 	if err != nil {
 		return nil, err
@@ -210,6 +212,8 @@ func (d *Device) WriteLargeBlob(ctx context.Context, largeBlobKey, data []byte) 
 	}
 	d.mu.Lock()
 	defer d.mu.Unlock()
+	ctx, cancel := d.opContext(ctx)
+	defer cancel()
 	info, err := d.largeBlobInfo(ctx, "writeLargeBlob", largeBlobKey)
 	if err != nil {
 		return err

@@ -78,9 +78,25 @@ type Opener struct {
 	Prompt Prompt
 	// IdleTimeout bounds the key's silence within one operation. A key
 	// sends KEEPALIVE every 100 ms while it waits for a touch, so silence
-	// means it is gone. Zero means 3 seconds.
+	// means it is gone: the operation fails with ErrDeviceGone. Only
+	// reports on the operation's own channel count; another host's
+	// traffic on the key does not, and neither does time in which this
+	// process itself was not running. Zero means 3 seconds.
 	IdleTimeout time.Duration
+	// MaxOperationTime bounds each operation on a Device (a method call,
+	// such as GetAssertion, from start to return, touch waits and PIN
+	// prompts included) however long the key keeps sending KEEPALIVE, so
+	// that a key which claims to work forever cannot hang a caller whose
+	// context has no deadline. Past it the key is sent CTAPHID_CANCEL and
+	// the operation fails with an error matching ErrOperationTimeout (and
+	// context.DeadlineExceeded). The caller's context can only shorten
+	// it. Zero means DefaultMaxOperationTime, 2 minutes: longer than keys
+	// wait for a touch (about 30 seconds).
+	MaxOperationTime time.Duration
 }
+
+// DefaultMaxOperationTime is what a zero Opener.MaxOperationTime means.
+const DefaultMaxOperationTime = 2 * time.Minute
 
 // Open opens the key at path with default settings; see [Opener.Open].
 func Open(ctx context.Context, path string) (*Device, error) {
@@ -127,7 +143,10 @@ func (o *Opener) OpenConn(ctx context.Context, conn ReportConn, info DeviceInfo)
 		return nil, fmt.Errorf("fido: opening %s: %w", info.Path, err)
 	}
 	ch.IdleTimeout = o.IdleTimeout
-	d := &Device{ch: ch, info: info, prompt: o.Prompt}
+	d := &Device{ch: ch, info: info, prompt: o.Prompt, maxOp: o.MaxOperationTime}
+	if d.maxOp <= 0 {
+		d.maxOp = DefaultMaxOperationTime
+	}
 	init := ch.Info()
 	d.cbor = init.Capabilities&hid.CapCBOR != 0
 	return d, nil

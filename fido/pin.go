@@ -186,6 +186,8 @@ func (d *Device) cborInfo(ctx context.Context, op string) (*Info, error) {
 func (d *Device) SetPIN(ctx context.Context, pin string) error {
 	d.mu.Lock()
 	defer d.mu.Unlock()
+	ctx, cancel := d.opContext(ctx)
+	defer cancel()
 	// The PIN may have been set since getInfo was read (by another
 	// program, say), and keys disagree on how to refuse a second setPIN
 	// (CTAP 2.0: NOT_ALLOWED; CTAP 2.1 §6.5.5.5: PIN_AUTH_INVALID), so
@@ -236,6 +238,8 @@ func (d *Device) SetPIN(ctx context.Context, pin string) error {
 func (d *Device) ChangePIN(ctx context.Context, oldPIN, newPIN string) error {
 	d.mu.Lock()
 	defer d.mu.Unlock()
+	ctx, cancel := d.opContext(ctx)
+	defer cancel()
 	info, err := d.cborInfo(ctx, "changePIN")
 	if err != nil {
 		return err
@@ -313,6 +317,8 @@ func (d *Device) pinFailure(ctx context.Context, op string, err error) error {
 func (d *Device) PINRetries(ctx context.Context) (retries int, powerCycleRequired bool, err error) {
 	d.mu.Lock()
 	defer d.mu.Unlock()
+	ctx, cancel := d.opContext(ctx)
+	defer cancel()
 	info, err := d.cborInfo(ctx, "getPINRetries")
 	if err != nil {
 		return 0, false, err
@@ -346,6 +352,8 @@ func (d *Device) pinRetries(ctx context.Context) (int, bool, error) {
 func (d *Device) UVRetries(ctx context.Context) (int, error) {
 	d.mu.Lock()
 	defer d.mu.Unlock()
+	ctx, cancel := d.opContext(ctx)
+	defer cancel()
 	info, err := d.cborInfo(ctx, "getUVRetries")
 	if err != nil {
 		return 0, err

@@ -46,7 +46,7 @@ func (d *Device) u2fUntilTouched(ctx context.Context, ins, p1 byte, data []byte)
 		select {
 		case <-ctx.Done():
 			t.Stop()
-			return nil, 0, fmt.Errorf("fido: U2F: %w", ctx.Err())
+			return nil, 0, fmt.Errorf("fido: U2F: %w", hid.ContextErr(ctx))
 		case <-t.C:
 		}
 	}

@@ -149,11 +149,25 @@ var errCeremonyTimeout = errors.New("the relying party's timeout passed")
 // that Origin may act for the relying party ID.
 //
 // A WebAuthnClient holds no state of its own; it is safe for concurrent use
-// if its Authenticator is. The Authenticator's Prompt reaches the person
-// when the key waits for a touch, and asks for the key's PIN when user
-// verification is required (or preferred) and the key has a PIN but no
-// built-in verification; a "preferred" ceremony whose PIN nobody gives
-// goes on without verification, as a browser's does.
+// if its Authenticator is.
+//
+// Where the PIN comes from: a WebAuthnClient has no PIN and no prompt of
+// its own. It sets UserVerification in the requests it makes, and the
+// Authenticator gets the PIN: a [*Device] asks the Prompt.PIN callback of
+// the [Opener] that opened it ([Opener.Prompt], [Prompt.PIN]), as the
+// libfido2 backend asks its own Opener's, and Prompt.Touch likewise reaches
+// the person when the key waits for a touch. The PIN is asked for when
+// user verification is required (or preferred) and the key has a PIN but
+// no built-in verification; a "preferred" ceremony whose PIN nobody gives
+// goes on without verification, as a browser's does, and a "required" one
+// fails with an error wrapping [ErrPINRequired]. So for a relying party
+// that requires verification, open the key with a Prompt.PIN (fido.Open,
+// which has none, will not do; in tests, webauthntest.Options.PIN sets
+// both a virtual key's PIN and this callback):
+//
+//	o := &fido.Opener{Prompt: fido.Prompt{PIN: askPIN}}
+//	dev, err := o.Open(ctx, path)
+//	c := &fido.WebAuthnClient{Authenticator: dev, Origin: "https://login.example.com"}
 //
 // Extensions (WebAuthn L3 §9, §10, CTAP 2.1 §12): prf (onto hmac-secret,
 // WebAuthn L3 §10.1.4; evaluation at creation is not supported, as it
@@ -175,7 +189,10 @@ type WebAuthnClient struct {
 	// only when there are two or more, newest first, and returns the index
 	// of the chosen one; an error cancels the sign-in with a
 	// [*CeremonyError] wrapping it, and an index out of range is an
-	// error too. Nil means the first (newest).
+	// error too. Nil means the first (newest). Keys give each
+	// Assertion.User's name and display name only when they verified the
+	// user (CTAP 2.1 §6.2.2), so without user verification there is only
+	// the user ID to show.
 	SelectAccount func([]*Assertion) (int, error)
 }
 

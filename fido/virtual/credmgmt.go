@@ -6,12 +6,14 @@ import (
 	"slices"
 
 	"github.com/fidokit/fidokit/internal/ctap"
+	"github.com/fidokit/fidokit/internal/hid"
 	"github.com/fidokit/fidokit/internal/pinuv"
 )
 
 // credEnum is a credential management enumeration in progress: what
 // enumerateRPsGetNextRP or enumerateCredentialsGetNextCredential returns
-// next (CTAP 2.1 §6.8.3, §6.8.4). Any other command ends it.
+// next (CTAP 2.1 §6.8.3, §6.8.4). Any other command of the host that
+// began it ends it (see hostState).
 type credEnum struct {
 	rps   []string // RP IDs not yet returned
 	creds [][]byte // IDs of credentials not yet returned
@@ -21,21 +23,26 @@ type credEnum struct {
 // the prototype command 0x41 of FIDO_2_1_PRE keys, which takes the same
 // messages. A CTAP 2.0 key's tokens predate permissions, so there any
 // token from getPinToken will do.
-func (k *Key) credentialManagement(params []byte) []byte {
+//
+// An enumeration belongs to the host that began it (see hostState).
+func (k *Key) credentialManagement(host hid.Origin, params []byte) []byte {
 	r, err := ctap.DecodeCredMgmtRequest(params)
 	if err != nil {
 		return decodeFailure(err)
 	}
 	k.mu.Lock()
 	defer k.mu.Unlock()
+	defer k.dropIdleHost(host)
 	switch r.SubCommand {
 	case ctap.CredMgmtEnumerateRPsGetNextRP:
-		return k.nextRP()
+		return k.nextRP(k.hosts[host])
 	case ctap.CredMgmtEnumerateCredentialsGetNextCredential:
-		return k.nextCredential()
+		return k.nextCredential(k.hosts[host])
 	}
 	// Any other subcommand ends an enumeration.
-	k.enum = nil
+	if h := k.hosts[host]; h != nil {
+		h.enum = nil
+	}
 	unbound := false
 	switch r.SubCommand {
 	case ctap.CredMgmtGetCredsMetadata, ctap.CredMgmtEnumerateRPsBegin:
@@ -76,7 +83,7 @@ func (k *Key) credentialManagement(params []byte) []byte {
 		if len(rps) == 0 {
 			return statusOnly(ctap.StatusNoCredentials)
 		}
-		k.enum = &credEnum{rps: rps[1:]}
+		k.host(host).enum = &credEnum{rps: rps[1:]}
 		resp := k.rpResponse(rps[0])
 		resp.TotalRPs = uint64(len(rps))
 		return ctap.EncodeResponse(resp)
@@ -90,7 +97,7 @@ func (k *Key) credentialManagement(params []byte) []byte {
 		if len(ids) == 0 {
 			return statusOnly(ctap.StatusNoCredentials)
 		}
-		k.enum = &credEnum{creds: ids[1:]}
+		k.host(host).enum = &credEnum{creds: ids[1:]}
 		resp, s := k.credentialResponse(ids[0])
 		if s != ctap.StatusOK {
 			return statusOnly(s)
@@ -129,31 +136,42 @@ func (k *Key) credentialManagement(params []byte) []byte {
 	return statusOnly(ctap.StatusOK)
 }
 
-// nextRP follows enumerateRPsGetNextRP (§6.8.3). The caller holds k.mu.
-func (k *Key) nextRP() []byte {
-	if k.enum == nil || len(k.enum.rps) == 0 {
-		k.enum = nil
-		return statusOnly(ctap.StatusNotAllowed)
+// nextRP follows enumerateRPsGetNextRP (§6.8.3) for host h, nil if it has
+// no state. The caller holds k.mu.
+func (k *Key) nextRP(h *hostState) []byte {
+	for h != nil && h.enum != nil && len(h.enum.rps) > 0 {
+		rp := h.enum.rps[0]
+		h.enum.rps = h.enum.rps[1:]
+		// Another host may have deleted the RP's last credential since.
+		if slices.ContainsFunc(k.st.Credentials, func(c residentCredential) bool { return c.RPID == rp }) {
+			return ctap.EncodeResponse(k.rpResponse(rp))
+		}
 	}
-	rp := k.enum.rps[0]
-	k.enum.rps = k.enum.rps[1:]
-	return ctap.EncodeResponse(k.rpResponse(rp))
+	if h != nil {
+		h.enum = nil
+	}
+	return statusOnly(ctap.StatusNotAllowed)
 }
 
-// nextCredential follows enumerateCredentialsGetNextCredential (§6.8.4).
-// The caller holds k.mu.
-func (k *Key) nextCredential() []byte {
-	if k.enum == nil || len(k.enum.creds) == 0 {
-		k.enum = nil
-		return statusOnly(ctap.StatusNotAllowed)
+// nextCredential follows enumerateCredentialsGetNextCredential (§6.8.4)
+// for host h, nil if it has no state. The caller holds k.mu.
+func (k *Key) nextCredential(h *hostState) []byte {
+	for h != nil && h.enum != nil && len(h.enum.creds) > 0 {
+		id := h.enum.creds[0]
+		h.enum.creds = h.enum.creds[1:]
+		resp, s := k.credentialResponse(id)
+		if s == ctap.StatusNoCredentials {
+			continue // deleted by another host since
+		}
+		if s != ctap.StatusOK {
+			return statusOnly(s)
+		}
+		return ctap.EncodeResponse(resp)
 	}
-	id := k.enum.creds[0]
-	k.enum.creds = k.enum.creds[1:]
-	resp, s := k.credentialResponse(id)
-	if s != ctap.StatusOK {
-		return statusOnly(s)
+	if h != nil {
+		h.enum = nil
 	}
-	return ctap.EncodeResponse(resp)
+	return statusOnly(ctap.StatusNotAllowed)
 }
 
 // rpResponse describes one RP: its ID, the name it gave with its newest
@@ -174,7 +192,7 @@ func (k *Key) rpResponse(rpID string) *ctap.CredMgmtResponse {
 func (k *Key) credentialResponse(id []byte) (*ctap.CredMgmtResponse, ctap.Status) {
 	i := slices.IndexFunc(k.st.Credentials, func(c residentCredential) bool { return bytes.Equal(c.ID, id) })
 	if i < 0 {
-		return nil, ctap.StatusNoCredentials // unreachable: any change ends the enumeration
+		return nil, ctap.StatusNoCredentials // deleted since the enumeration began
 	}
 	c := &k.st.Credentials[i]
 	signer, err := signerFromRaw(c.Alg, c.PrivateKey)

@@ -63,8 +63,11 @@ func (k *Key) handleCBOR(ctx context.Context, req []byte, status func(byte)) []b
 		// Not even a command byte: an invalid message length (§8.2).
 		return statusOnly(ctap.StatusInvalidLength)
 	}
-	k.op.Lock()
-	defer k.op.Unlock()
+	if !k.lockOp(ctx) {
+		// Cancelled while another host's command had the key.
+		return statusOnly(ctap.StatusKeepaliveCancel)
+	}
+	defer k.unlockOp()
 	if k.isClosed() {
 		return statusOnly(ctap.StatusOther)
 	}
@@ -76,16 +79,20 @@ func (k *Key) handleCBOR(ctx context.Context, req []byte, status func(byte)) []b
 	if s, ok := k.cfg.StatusOverride[byte(cmd)]; ok {
 		return statusOnly(s)
 	}
+	host := hid.RequestOrigin(ctx)
 	k.mu.Lock()
-	if cmd != ctap.CmdGetNextAssertion {
-		// Only getNextAssertion continues a getAssertion; anything else
-		// in between ends it (§6.3).
-		k.next = nil
-	}
-	if cmd != ctap.CmdCredentialManagement && cmd != ctap.CmdCredentialManagementPreview {
-		// Likewise for a credential management enumeration (§6.8.3,
-		// §6.8.4).
-		k.enum = nil
+	if h := k.hosts[host]; h != nil {
+		if cmd != ctap.CmdGetNextAssertion {
+			// Only getNextAssertion continues a getAssertion; anything
+			// else in between ends it (§6.3).
+			h.next = nil
+		}
+		if cmd != ctap.CmdCredentialManagement && cmd != ctap.CmdCredentialManagementPreview {
+			// Likewise for a credential management enumeration
+			// (§6.8.3, §6.8.4).
+			h.enum = nil
+		}
+		k.dropIdleHost(host)
 	}
 	k.mu.Unlock()
 	if len(req) > k.cfg.MaxMsgSize {
@@ -112,7 +119,7 @@ func (k *Key) handleCBOR(ctx context.Context, req []byte, status func(byte)) []b
 	case ctap.CmdGetAssertion:
 		return k.getAssertion(ctx, params, status)
 	case ctap.CmdGetNextAssertion:
-		return noParams(k.getNextAssertion)
+		return noParams(func() []byte { return k.getNextAssertion(host) })
 	case ctap.CmdReset:
 		return noParams(func() []byte { return k.reset(ctx, status) })
 	case ctap.CmdSelection:
@@ -126,14 +133,14 @@ func (k *Key) handleCBOR(ctx context.Context, req []byte, status func(byte)) []b
 		// A CTAP 2.0 key of the FIDO_2_1_PRE era answers only the
 		// prototype command.
 		if !k.v20() && k.credMgmtSupported() {
-			return k.credentialManagement(params)
+			return k.credentialManagement(host, params)
 		}
 	case ctap.CmdCredentialManagementPreview:
 		// A 2.1 key answers the prototype command as well, as shipping
 		// 2.1 keys do, because platforms such as libfido2 before 1.15
 		// send only 0x41.
 		if k.credMgmtSupported() {
-			return k.credentialManagement(params)
+			return k.credentialManagement(host, params)
 		}
 	case ctap.CmdLargeBlobs:
 		if k.largeBlobsSupported() {
@@ -768,16 +775,19 @@ func (k *Key) getAssertion(ctx context.Context, params []byte, status func(byte)
 		if count > 1 {
 			// 12.2.2: no display, so remember the rest for
 			// getNextAssertion and start the timer.
-			k.next = &pendingAssertions{creds: creds[1:], hash: r.ClientDataHash, rpIDHash: rpIDHash,
-				flags: flags, ext: ext, expires: k.cfg.Clock().Add(nextAssertionTimeout)}
+			k.host(hid.RequestOrigin(ctx)).next = &pendingAssertions{creds: creds[1:], hash: r.ClientDataHash,
+				rpIDHash: rpIDHash, flags: flags, ext: ext, expires: k.cfg.Clock().Add(nextAssertionTimeout)}
 		}
 	}
-	return k.assert(creds[0], rpIDHash, r.ClientDataHash, flags, ext, count)
+	return k.assert(creds[0], rpIDHash, r.ClientDataHash, flags, ext, count, count > 1)
 }
 
 // assert signs with one credential (§6.2.2 step 13) and counts the
-// signature. The caller holds k.mu.
-func (k *Key) assert(c candidate, rpIDHash [32]byte, hash []byte, flags ctap.AuthDataFlags, ext *gaExtensions, count int) []byte {
+// signature. severalAccounts says that the request found more than one
+// discoverable credential for the RP, the one case in which the user's
+// name and display name go with user.id. The caller holds k.mu.
+func (k *Key) assert(c candidate, rpIDHash [32]byte, hash []byte, flags ctap.AuthDataFlags, ext *gaExtensions,
+	count int, severalAccounts bool) []byte {
 	signer, err := signerFromRaw(c.alg, c.priv)
 	if err != nil {
 		return statusOnly(ctap.StatusOther)
@@ -817,11 +827,17 @@ func (k *Key) assert(c candidate, rpIDHash [32]byte, hash []byte, flags ctap.Aut
 		NumberOfCredentials: count,
 	}
 	if c.resident {
-		// 12.3: "User identifiable information (name, DisplayName, icon)
-		// ... MUST NOT be returned if user verification is not done by
-		// the authenticator."
+		// The user member (0x04) of the response: "User identifiable
+		// information (name, DisplayName, icon) MUST NOT be returned if
+		// user verification is not done by the authenticator", and "for
+		// single account per RP case, authenticator returns "id" field
+		// to the platform"; only "for multiple accounts per RP case,
+		// where the authenticator does not have a display,
+		// authenticator returns "id" as well as other fields", for the
+		// platform's account chooser. So the names go only with UV and
+		// more than one account; an allowList names a single one.
 		resp.User = &ctap.UserEntity{ID: c.user.ID}
-		if uv {
+		if uv && severalAccounts {
 			u := c.user
 			resp.User = &u
 		}
@@ -832,27 +848,46 @@ func (k *Key) assert(c candidate, rpIDHash [32]byte, hash []byte, flags ctap.Aut
 	return ctap.EncodeResponse(resp)
 }
 
-// getNextAssertion follows CTAP 2.1 §6.3.
-func (k *Key) getNextAssertion() []byte {
+// getNextAssertion follows CTAP 2.1 §6.3, for the host's own getAssertion.
+func (k *Key) getNextAssertion(host hid.Origin) []byte {
 	k.mu.Lock()
 	defer k.mu.Unlock()
-	n := k.next
+	defer k.dropIdleHost(host)
+	h := k.hosts[host]
+	if h == nil { // step 1: nothing remembered for this host
+		return statusOnly(ctap.StatusNotAllowed)
+	}
+	n := h.next
 	now := k.cfg.Clock()
 	switch {
 	case n == nil, len(n.creds) == 0: // steps 1 and 2
-		k.next = nil
+		h.next = nil
 		return statusOnly(ctap.StatusNotAllowed)
 	case now.After(n.expires): // step 3
-		k.next = nil
+		h.next = nil
 		return statusOnly(ctap.StatusNotAllowed)
 	}
-	c := n.creds[0]
-	n.creds = n.creds[1:]
-	n.expires = now.Add(nextAssertionTimeout) // step 6: reset the timer
-	if len(n.creds) == 0 {
-		k.next = nil
+	for len(n.creds) > 0 {
+		c := n.creds[0]
+		n.creds = n.creds[1:]
+		if c.resident {
+			// As stored now: another host may have deleted the
+			// credential, or replaced or renamed it, since.
+			i := slices.IndexFunc(k.st.Credentials, func(rc residentCredential) bool { return bytes.Equal(rc.ID, c.id) })
+			if i < 0 {
+				continue
+			}
+			c = residentCandidate(&k.st.Credentials[i])
+		}
+		n.expires = now.Add(nextAssertionTimeout) // step 6: reset the timer
+		if len(n.creds) == 0 {
+			h.next = nil
+		}
+		// Pending assertions exist only for more than one account.
+		return k.assert(c, n.rpIDHash, n.hash, n.flags, n.ext, 0, true)
 	}
-	return k.assert(c, n.rpIDHash, n.hash, n.flags, n.ext, 0)
+	h.next = nil
+	return statusOnly(ctap.StatusNotAllowed)
 }
 
 // reset follows CTAP 2.1 §6.6: only within 10 s of power-up, and only with
@@ -892,7 +927,8 @@ func (k *Key) reset(ctx context.Context, status func(byte)) []byte {
 		return statusOnly(ctap.StatusOther)
 	}
 	k.wrapper = w
-	k.enum, k.blobWrite = nil, nil
+	k.hosts = nil // every host's getNextAssertion and enumeration state is of credentials now gone
+	k.blobWrite = nil
 	if err := k.powerUpPinUvAuth(); err != nil {
 		k.auth = pinUvAuth{}
 	}

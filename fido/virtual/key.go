@@ -70,6 +70,7 @@ import (
 	"context"
 	"crypto"
 	"crypto/rand"
+	"crypto/x509"
 	"errors"
 	"fmt"
 	"io"
@@ -189,8 +190,9 @@ type Config struct {
 	Attestation AttestationFormat
 	// AttestationCA issues the batch and U2F attestation certificates of
 	// a new key. Nil means a CA generated with the key, kept in its state
-	// file. A key loaded from StatePath keeps the CA it was made with; a
-	// different CA here is an error.
+	// file; [Key.AttestationRoot] returns its certificate. A key loaded
+	// from StatePath keeps the CA it was made with; a different CA here
+	// is an error.
 	AttestationCA *AttestationCA
 	// UserPresence decides touches. Nil means Approve.
 	UserPresence UserPresence
@@ -211,7 +213,10 @@ type Config struct {
 	Rand io.Reader
 	// StatePath is the file that keeps the key's secrets, discoverable
 	// credentials and counter across restarts. If it exists, New loads
-	// it; otherwise New makes a key and saves it there. Empty means
+	// it; otherwise New makes a key and saves it there. Either way New
+	// first removes the temporary files (".<name>.tmp-*" beside it) that
+	// a save interrupted by a crash leaves, since they hold the key's
+	// secrets too; so one StatePath serves one Key at a time. Empty means
 	// memory only.
 	StatePath string
 
@@ -297,28 +302,34 @@ type Config struct {
 
 // Key is a virtual security key. It is safe for concurrent use and, like a
 // real key, handles one operation at a time: a command from a second host
-// waits while the first one waits for a touch.
+// waits while the first one waits for a touch, until it is done or the
+// second host cancels it. Each host's getNextAssertion and credential
+// enumeration state is its own, so hosts that take turns neither disturb
+// nor continue each other's.
 type Key struct {
 	cfg Config
 
-	op sync.Mutex // held for the whole of one CTAP2 or U2F command
+	// op holds a token for the whole of one CTAP2 or U2F command; see
+	// lockOp.
+	op chan struct{}
 
 	mu       sync.Mutex // guards the fields below
 	st       *state
 	wrapper  *keyWrapper
 	batch    crypto.Signer
 	u2f      crypto.Signer
+	caCert   *x509.Certificate // the attestation root, parsed from st.CACert
 	powerOn  time.Time
-	next     *pendingAssertions
 	u2fTouch *backgroundTouch
 	closed   bool
 	servers  map[*Server]struct{}
 	// auth is the volatile PIN/UV state: key agreement keys, tokens and
 	// the count of wrong PINs since power-up.
 	auth pinUvAuth
-	// enum is a credential management enumeration in progress (CTAP
-	// 2.1 §6.8.3, §6.8.4); nil when none is.
-	enum *credEnum
+	// hosts is what the key remembers between one host's commands, per
+	// host; see hostState.
+	hosts     map[hid.Origin]*hostState
+	hostClock uint64 // orders hosts by last use, for forgetting the oldest
 	// blobWrite is a large-blob array write in progress (§6.10.2); nil
 	// when none is.
 	blobWrite *largeBlobWrite
@@ -364,7 +375,7 @@ var errKeyClosed = errors.New("virtual: key is closed")
 // made and, with a StatePath, saved. The key counts as plugged in from
 // now: the reset window starts.
 func New(cfg *Config) (*Key, error) {
-	k := &Key{servers: map[*Server]struct{}{}}
+	k := &Key{servers: map[*Server]struct{}{}, op: make(chan struct{}, 1)}
 	if cfg != nil {
 		k.cfg = *cfg
 	}
@@ -410,6 +421,9 @@ func New(cfg *Config) (*Key, error) {
 	}
 	if k.u2f, err = k.st.u2fKey(); err != nil {
 		return nil, err
+	}
+	if k.caCert, err = x509.ParseCertificate(k.st.CACert); err != nil {
+		return nil, fmt.Errorf("virtual: parsing attestation CA certificate: %w", err)
 	}
 	k.powerOn = c.Clock()
 	if err := k.powerUpPinUvAuth(); err != nil {
@@ -576,10 +590,34 @@ func (k *Key) Close() error {
 	// A handler that a server started before it stopped may still hold
 	// the key; wait for it, so the state file is not written after Close.
 	// Later handlers see k.closed and do nothing.
-	k.op.Lock()
-	defer k.op.Unlock()
+	k.op <- struct{}{}
+	defer k.unlockOp()
 	return errors.Join(errs...)
 }
+
+// lockOp waits until the key is free for one command: like a real key,
+// it carries out one at a time, so a command from one host waits while
+// another host's waits for a touch (the waiting host sees KEEPALIVE
+// PROCESSING). The wait ends without the key when ctx is done, that is
+// when the host sends CTAPHID_CANCEL, re-INITs its channel or goes away,
+// so a cancelled command never runs later, after the host gave up on it,
+// and the host's channel is free at once. lockOp reports whether it got
+// the key; the caller then calls unlockOp when the command is done.
+func (k *Key) lockOp(ctx context.Context) bool {
+	select {
+	case k.op <- struct{}{}:
+	case <-ctx.Done():
+		return false
+	}
+	if ctx.Err() != nil { // cancelled as the key came free
+		k.unlockOp()
+		return false
+	}
+	return true
+}
+
+// unlockOp ends a command that lockOp started.
+func (k *Key) unlockOp() { <-k.op }
 
 // Counter returns the global signature counter, the signCount of the
 // latest authenticator data.
@@ -603,6 +641,15 @@ func (k *Key) SetCounter(n uint32) error {
 	}
 	return nil
 }
+
+// AttestationRoot returns the certificate of the CA the key's attestation
+// certificates chain to (packed batch and fido-u2f): Config.AttestationCA's,
+// or, when that was nil, the self-signed root the key made with itself
+// and keeps in its state file. Give it to a relying party that checks
+// attestation, for instance in webauthn.Policy.AttestationRoots, to have it
+// trust this key. Reset keeps it. The certificate is shared: do not modify
+// it.
+func (k *Key) AttestationRoot() *x509.Certificate { return k.caCert }
 
 // Credentials lists the discoverable credentials the key holds, oldest
 // first. The result is a copy.
@@ -634,8 +681,7 @@ func (k *Key) Replug() {
 	k.mu.Lock()
 	defer k.mu.Unlock()
 	k.powerOn = k.cfg.Clock()
-	k.next = nil
-	k.enum = nil
+	k.hosts = nil
 	k.blobWrite = nil
 	if err := k.powerUpPinUvAuth(); err != nil {
 		// Only a failing Config.Rand gets here. Without new keys and
@@ -669,4 +715,58 @@ func (k *Key) HasPIN() bool {
 	k.mu.Lock()
 	defer k.mu.Unlock()
 	return k.st.PINHash != nil
+}
+
+// maxHosts bounds the hosts whose state between commands a key keeps at
+// once; the one heard from least recently is forgotten first.
+const maxHosts = 16
+
+// hostState is what a key remembers between one host's commands: the
+// getAssertion parameters getNextAssertion works from (CTAP 2.1 §6.3) and
+// a credential management enumeration (§6.8.3, §6.8.4). A host is one
+// CTAPHID channel of one connection (hid.RequestOrigin). Within a host any
+// other command ends them, as the spec says; another host's commands
+// neither end nor continue them. A real key has one such state and simply
+// answers the second of two hosts that interleave with NOT_ALLOWED; this
+// one keeps both working, and never lets one host's getNextAssertion or
+// getNextRP hand out what another host's getAssertion, or PIN-authorised
+// enumeration, began.
+type hostState struct {
+	next *pendingAssertions
+	enum *credEnum
+	used uint64 // k.hostClock when last stored to
+}
+
+// host returns the state of host, making it (and forgetting the least
+// recently used one beyond maxHosts) if need be. The caller holds k.mu.
+func (k *Key) host(host hid.Origin) *hostState {
+	k.hostClock++
+	if h := k.hosts[host]; h != nil {
+		h.used = k.hostClock
+		return h
+	}
+	if k.hosts == nil {
+		k.hosts = map[hid.Origin]*hostState{}
+	}
+	if len(k.hosts) >= maxHosts {
+		var oldest hid.Origin
+		first := true
+		for o, h := range k.hosts {
+			if first || h.used < k.hosts[oldest].used {
+				oldest, first = o, false
+			}
+		}
+		delete(k.hosts, oldest)
+	}
+	h := &hostState{used: k.hostClock}
+	k.hosts[host] = h
+	return h
+}
+
+// dropIdleHost forgets host once it has nothing to remember. The caller
+// holds k.mu.
+func (k *Key) dropIdleHost(host hid.Origin) {
+	if h := k.hosts[host]; h != nil && h.next == nil && h.enum == nil {
+		delete(k.hosts, host)
+	}
 }

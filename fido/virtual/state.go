@@ -11,9 +11,11 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"os"
 	"path/filepath"
 	"runtime"
+	"strings"
 	"time"
 
 	"github.com/fidokit/fidokit/internal/ctap"
@@ -193,8 +195,12 @@ func newState(rand io.Reader, aaguid [16]byte, ca *AttestationCA) (*state, error
 
 // loadState reads a state saved by save. A missing file gives an error
 // wrapping fs.ErrNotExist; a file that is there but unusable gives a
-// *StateError.
+// *StateError. First it removes the temporary files that a save cut short
+// by a crash left beside path (see removeStaleTemps), missing file or not.
 func loadState(path string) (*state, error) {
+	if err := removeStaleTemps(path); err != nil {
+		return nil, fmt.Errorf("virtual: removing stale temporary state files: %w", err)
+	}
 	f, err := os.Open(path)
 	if err != nil {
 		return nil, fmt.Errorf("virtual: loading state: %w", err)
@@ -365,6 +371,47 @@ func (s *state) save(path string) error {
 	return nil
 }
 
+// tempPattern is the os.CreateTemp pattern of writeFileAtomic's temporary
+// file for path.
+func tempPattern(path string) string { return "." + filepath.Base(path) + ".tmp-*" }
+
+// removeStaleTemps removes the temporary files of writeFileAtomic for path
+// that a crash between their creation and the rename left behind. They hold
+// the whole state, private keys included, so they must not pile up (issue
+// 13 item 10). Only names writeFileAtomic makes for this path are touched.
+//
+// A temporary file of a save in progress would be removed too, so this is
+// for when no other Key uses path: one state file serves one key at a time,
+// as Config.StatePath says.
+func removeStaleTemps(path string) error {
+	dir, pattern := filepath.Dir(path), tempPattern(path)
+	ents, err := os.ReadDir(dir)
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil // no directory, no leftovers; saving will say what is wrong
+	}
+	if err != nil {
+		return err
+	}
+	var errs []error
+	for _, e := range ents {
+		if !matchTemp(pattern, e.Name()) || e.IsDir() {
+			continue
+		}
+		if err := os.Remove(filepath.Join(dir, e.Name())); err != nil && !errors.Is(err, fs.ErrNotExist) {
+			errs = append(errs, err)
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// matchTemp reports whether name is one os.CreateTemp made from pattern,
+// which ends in the single "*" CreateTemp replaces. It compares literally,
+// so a state file whose name holds glob metacharacters still matches.
+func matchTemp(pattern, name string) bool {
+	prefix := strings.TrimSuffix(pattern, "*")
+	return len(name) > len(prefix) && strings.HasPrefix(name, prefix)
+}
+
 // writeFileAtomic writes data to a temporary file beside path, syncs it,
 // renames it over path and syncs the directory, so the rename (and with it
 // the new contents) survives a power loss. beforeRename, when not nil, runs
@@ -375,7 +422,7 @@ func writeFileAtomic(path string, data []byte, beforeRename func(tmp string) err
 	// The temporary file is in the same directory because rename is atomic
 	// only within one file system. CreateTemp makes it 0600 from the start,
 	// so the keys are never readable by others, even briefly.
-	f, err := os.CreateTemp(dir, "."+filepath.Base(path)+".tmp-*")
+	f, err := os.CreateTemp(dir, tempPattern(path))
 	if err != nil {
 		return err
 	}

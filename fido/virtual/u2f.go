@@ -93,8 +93,13 @@ func withSW(body []byte, sw ctap.StatusWord) []byte {
 // §11.2.9.1.1; FIDO U2F Raw Message Formats). Every answer ends in a
 // status word, and only a successful request changes the key's state.
 func (k *Key) handleMsg(ctx context.Context, apdu []byte) []byte {
-	k.op.Lock()
-	defer k.op.Unlock()
+	if !k.lockOp(ctx) {
+		// The host gave up while another host's command had the key
+		// (CTAPHID_MSG has no cancel of its own, so this is a re-INIT
+		// or a host gone): nobody reads the answer.
+		return withSW(nil, ctap.SWConditionsNotSatisfied)
+	}
+	defer k.unlockOp()
 	if k.isClosed() || k.cfg.NoU2F {
 		// CTAPHID INIT reported NMSG, so a host should not get here.
 		return withSW(nil, ctap.SWInsNotSupported)
@@ -107,12 +112,23 @@ func (k *Key) handleMsg(ctx context.Context, apdu []byte) []byte {
 		// §6.11.2).
 		return withSW(nil, ctap.SWInsNotSupported)
 	}
+	// The class and the instruction are checked before the lengths, as
+	// ISO 7816-4 cards and U2F keys do: an unknown instruction is
+	// INS_NOT_SUPPORTED however its body is framed.
+	if len(apdu) < 4 {
+		return withSW(nil, ctap.SWWrongLength)
+	}
+	if apdu[0] != 0 {
+		return withSW(nil, ctap.SWClaNotSupported)
+	}
+	switch apdu[1] {
+	case ctap.U2FVersion, ctap.U2FRegister, ctap.U2FAuthenticate:
+	default:
+		return withSW(nil, ctap.SWInsNotSupported)
+	}
 	a, err := ctap.ParseAPDU(apdu)
 	if err != nil {
 		return withSW(nil, ctap.SWWrongLength) // every parse error is a length error
-	}
-	if a.CLA != 0 {
-		return withSW(nil, ctap.SWClaNotSupported)
 	}
 	switch a.INS {
 	case ctap.U2FVersion:

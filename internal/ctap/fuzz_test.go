@@ -105,6 +105,7 @@ func fuzzSeeds(tb testing.TB) map[string][][]byte {
 			append(unhex(tb, "00 02 07 00 41"), make([]byte, 65)...),
 			unhex(tb, "00 01 00 00 05 01 02"),
 			unhex(tb, "00 01 00 00 00 00 00 01"),
+			unhex(tb, "00 03 00 00 00 00 00 00 00"), // python-fido2's U2F_VERSION
 		},
 		"FuzzParseU2FResponses": {
 			append(bytes.Clone(u2fReg), 0x90, 0x00),

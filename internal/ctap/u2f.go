@@ -88,8 +88,10 @@ func (sw StatusWord) Error() string {
 // extended, as U2F hosts send them (FIDO U2F Raw Message Formats,
 // "Request Message Framing").
 // Lc must match the data exactly and the encoded lengths must be
-// consistent with len(b). An error wraps SWWrongLength, the status a U2F
-// authenticator answers with.
+// consistent with len(b), with one leniency real hosts need: an extended
+// Lc of zero followed by an extended Le, as python-fido2 sends, means no
+// data. An error wraps SWWrongLength, the status a U2F authenticator
+// answers with.
 func ParseAPDU(b []byte) (*APDU, error) {
 	if len(b) < 4 {
 		return nil, apduErr("%d bytes, shorter than a header", len(b))
@@ -114,10 +116,18 @@ func ParseAPDU(b []byte) (*APDU, error) {
 		a.Le = extendedLe(body[1:])
 	case len(body) < 3:
 		return nil, apduErr("extended length truncated")
-	default: // cases 3E and 4E: 00, Lc (2 bytes, non-zero), data, optional Le
+	default: // cases 3E and 4E: 00, Lc (2 bytes), data, optional Le
 		lc, rest := int(binary.BigEndian.Uint16(body[1:3])), body[3:]
 		if lc == 0 {
-			return nil, apduErr("extended Lc of zero")
+			// ISO 7816-4 has no extended Lc of zero, but U2F hosts
+			// send one for a request without data: python-fido2 frames
+			// U2F_VERSION as 00 03 00 00 | 00 0000 | 0000, and a
+			// YubiKey answers it. Read it as "no data", then Le.
+			if len(rest) != 2 {
+				return nil, apduErr("extended Lc of zero with %d bytes after it, want a 2-byte Le", len(rest))
+			}
+			a.Le = extendedLe(rest)
+			return a, nil
 		}
 		switch len(rest) {
 		case lc:

@@ -195,8 +195,8 @@ func TestPipeDeadline(t *testing.T) {
 	})
 	t.Run("future deadline expires while blocked", func(t *testing.T) {
 		host, _ := newPipe(t)
-		host.SetReadDeadline(time.Now().Add(20 * time.Millisecond))
-		start := time.Now()
+		start := time.Now() // before the deadline is set, which counts from its own now
+		host.SetReadDeadline(start.Add(20 * time.Millisecond))
 		_, err := host.Read(buf)
 		checkTimeout(t, err)
 		if d := time.Since(start); d < 20*time.Millisecond {

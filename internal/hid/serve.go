@@ -11,13 +11,19 @@ import (
 )
 
 // Handler answers the messages a CTAPHID device receives. Implementations
-// see whole, reassembled messages and never see framing.
+// see whole, reassembled messages and never see framing; [RequestOrigin]
+// of the ctx they get names the host's channel.
 type Handler interface {
 	// CBOR handles a CTAPHID_CBOR request: a CTAP2 command byte and its
 	// parameters. It returns the response: a status byte and CBOR. ctx is
 	// cancelled when the host sends CTAPHID_CANCEL or re-INITs the channel;
 	// status sets what the periodic KEEPALIVE reports (KeepaliveProcessing
 	// or KeepaliveUPNeeded).
+	//
+	// A re-INIT abandons the request at once (CTAP 2.1 §11.2.9.1.3): the
+	// Server takes the next one while the abandoned call is still
+	// returning, and drops its answer. So calls may overlap then, as they
+	// do anyway for a Handler that serves several hosts.
 	CBOR(ctx context.Context, req []byte, status func(byte)) []byte
 	// Msg handles a CTAPHID_MSG request: a U2F (CTAP1) APDU. It returns
 	// the response APDU, status word last.
@@ -28,7 +34,8 @@ type Handler interface {
 
 // Server runs the device side of CTAPHID over a DeviceConn: it allocates
 // channels, reassembles messages, answers framing errors with
-// CTAPHID_ERROR, sends KEEPALIVE while the Handler works and turns
+// CTAPHID_ERROR, sends KEEPALIVE while the Handler works on a CBOR or MSG
+// request (CTAP 2.1 §11.2.9.2.1: at least every 100 ms), and turns
 // CTAPHID_CANCEL into context cancellation. The zero value of each field
 // but Handler is a sensible default.
 type Server struct {
@@ -37,8 +44,8 @@ type Server struct {
 	Capabilities byte
 	// Major, Minor and Build are the device version INIT reports.
 	Major, Minor, Build byte
-	// KeepaliveInterval is how often KEEPALIVE is sent while a CBOR
-	// request is processed. Zero means 100 ms.
+	// KeepaliveInterval is how often KEEPALIVE is sent while a CBOR or
+	// MSG request is processed. Zero means 100 ms.
 	KeepaliveInterval time.Duration
 	// MessageTimeout bounds the gap between packets of one message; a
 	// message not completed in time is dropped with ERR_MSG_TIMEOUT. Zero
@@ -48,17 +55,36 @@ type Server struct {
 	Rand io.Reader
 }
 
+// Origin names where a request came from: one channel of one Server's
+// connection. Two Origins are equal only for the same channel of the same
+// Serve call, so a device that keeps state between commands (CTAP's
+// getNextAssertion, credential management enumerations) can keep each
+// host's apart. The zero Origin is that of a request that came through no
+// Server.
+type Origin struct {
+	st  *serveState
+	cid uint32
+}
+
+type originKey struct{}
+
+// RequestOrigin returns the Origin of the request whose Handler call ctx
+// belongs to: the zero Origin for a ctx that no Server made.
+func RequestOrigin(ctx context.Context) Origin {
+	o, _ := ctx.Value(originKey{}).(Origin)
+	return o
+}
+
 // maxChannels bounds the channel table; the oldest allocation is forgotten
 // first, as real keys with fixed tables do.
 const maxChannels = 256
 
 type running struct {
-	cid       uint32
-	cmd       Command
-	cancel    context.CancelFunc
-	status    atomic.Uint32
-	done      chan []byte
-	abandoned bool // re-INIT: the answer is dropped
+	cid    uint32
+	cmd    Command
+	cancel context.CancelFunc
+	status atomic.Uint32
+	done   chan []byte // buffered: an abandoned handler's answer is left in it
 }
 
 type serveState struct {
@@ -144,14 +170,21 @@ func (s *Server) Serve(ctx context.Context, conn DeviceConn) error {
 			} else if !st.re.Active() {
 				msgTimer.Stop()
 			}
+			if st.busy == nil && done != nil {
+				// A re-INIT abandoned the request: its answer, when it
+				// comes, is not sent, and neither are more KEEPALIVEs.
+				done = nil
+				keepalive.Stop()
+			}
 			if st.busy != nil && done == nil {
+				// The KEEPALIVE cadence covers MSG too: a U2F request can
+				// wait as long as a CBOR one for a Handler that serves
+				// another host meanwhile.
 				done = st.busy.done
-				if st.busy.cmd == CmdCBOR {
-					keepalive.Reset(s.keepaliveInterval())
-				}
+				keepalive.Reset(s.keepaliveInterval())
 			}
 		case <-keepalive.C:
-			if st.busy != nil && !st.busy.abandoned {
+			if st.busy != nil {
 				if err := st.send(st.busy.cid, CmdKeepalive, []byte{byte(st.busy.status.Load())}); err != nil {
 					return err
 				}
@@ -160,10 +193,8 @@ func (s *Server) Serve(ctx context.Context, conn DeviceConn) error {
 			b := st.busy
 			st.busy, done = nil, nil
 			keepalive.Stop()
-			if !b.abandoned {
-				if err := st.send(b.cid, b.cmd, resp); err != nil {
-					return err
-				}
+			if err := st.send(b.cid, b.cmd, resp); err != nil {
+				return err
 			}
 		case <-msgTimer.C:
 			if st.re.Active() {
@@ -220,6 +251,10 @@ func (st *serveState) allocated(cid uint32) bool {
 	return false
 }
 
+// newChannel allocates a channel. A full table forgets its oldest channel
+// that is not in use: never the one whose message is being received or
+// processed, nor the one holding the lock, so that a host allocating
+// channel after channel cannot take another's from under it mid-transaction.
 func (st *serveState) newChannel() (uint32, error) {
 	r := st.s.Rand
 	if r == nil {
@@ -235,26 +270,59 @@ func (st *serveState) newChannel() (uint32, error) {
 			continue
 		}
 		if len(st.channels) >= maxChannels {
-			st.channels = append(st.channels[:0], st.channels[1:]...)
+			for i, c := range st.channels {
+				if !st.inUse(c) {
+					st.channels = append(st.channels[:i], st.channels[i+1:]...)
+					break
+				}
+			}
 		}
 		st.channels = append(st.channels, cid)
 		return cid, nil
 	}
 }
 
+// inUse reports whether channel cid has a transaction in progress or
+// holds the lock.
+func (st *serveState) inUse(cid uint32) bool {
+	return (st.busy != nil && st.busy.cid == cid) || (st.re.Active() && st.re.CID() == cid) ||
+		(st.lockCID == cid && time.Now().Before(st.lockEnd))
+}
+
 // packet handles one report from the host (CTAP 2.1 §11.2.4 and §11.2.9).
+//
+// Several hosts may share the device, each on its own channel, and each
+// sees its own answers only: a message on another allocated channel while
+// a transaction is in progress (a message being received, processed or
+// answered) gets ERR_CHANNEL_BUSY, one on a channel never allocated gets
+// ERR_INVALID_CHANNEL, and CTAPHID_INIT is answered at any time. Only the
+// init packet of a refused message is answered: its continuation packets,
+// like any continuation packet that is not part of the message being
+// received, are dropped without a word, so a host that retries after
+// ERR_CHANNEL_BUSY reads the answer to its retry, not a stale error for
+// the rest of its first attempt.
 func (st *serveState) packet(ctx context.Context, report []byte) error {
 	p, err := ParsePacket(report)
 	if err != nil {
 		return nil
 	}
-	if p.Init && p.Cmd == CmdInit {
+	if !p.Init {
+		if !st.re.Active() || st.re.CID() != p.CID {
+			// Spurious continuation packets without an init packet are
+			// ignored (CTAP 2.1 §11.2.4), as are those of a message
+			// that was refused or of another channel's.
+			return nil
+		}
+		msg, err := st.re.Continue(p)
+		return st.reassembled(ctx, p.CID, msg, err)
+	}
+	if p.Cmd == CmdInit {
 		return st.init(p)
 	}
 	if p.CID == 0 || p.CID == BroadcastCID || !st.allocated(p.CID) {
 		return st.fail(p.CID, ErrInvalidChannel)
 	}
-	if p.Init && p.Cmd == CmdCancel {
+	if p.Cmd == CmdCancel {
 		// CANCEL has no answer of its own; the cancelled request answers
 		// with CTAP2_ERR_KEEPALIVE_CANCEL.
 		if st.busy != nil && st.busy.cid == p.CID {
@@ -265,26 +333,26 @@ func (st *serveState) packet(ctx context.Context, report []byte) error {
 	if st.lockCID != 0 && st.lockCID != p.CID && time.Now().Before(st.lockEnd) {
 		return st.fail(p.CID, ErrLockRequired)
 	}
-	if st.busy != nil {
+	if st.busy != nil || (st.re.Active() && st.re.CID() != p.CID) {
 		return st.fail(p.CID, ErrChannelBusy)
 	}
 	var msg *Message
-	switch {
-	case st.re.Active() && st.re.CID() != p.CID:
-		return st.fail(p.CID, ErrChannelBusy)
-	case st.re.Active():
+	if st.re.Active() {
+		// A new init packet in the middle of this channel's own message.
 		msg, err = st.re.Continue(p)
-	case !p.Init:
-		// Spurious continuation packets without an init packet are
-		// ignored (CTAP 2.1 §11.2.4).
-		return nil
-	default:
+	} else {
 		msg, err = st.re.Start(p)
 	}
+	return st.reassembled(ctx, p.CID, msg, err)
+}
+
+// reassembled goes on from a packet fed to the reassembler: a framing
+// error is answered and drops the message, a whole message is dispatched.
+func (st *serveState) reassembled(ctx context.Context, cid uint32, msg *Message, err error) error {
 	var herr Error
 	if errors.As(err, &herr) {
 		st.re.Reset()
-		return st.fail(p.CID, herr)
+		return st.fail(cid, herr)
 	}
 	if msg == nil {
 		return nil
@@ -313,13 +381,15 @@ func (st *serveState) init(p Packet) error {
 		resp.CID = cid
 	case st.allocated(p.CID):
 		// Re-INIT on a channel resynchronises it: whatever it was doing is
-		// abandoned (CTAP 2.1 §11.2.9.1.3).
+		// abandoned, and the device is ready for a new transaction at
+		// once (CTAP 2.1 §11.2.9.1.3), though the abandoned Handler call
+		// may still be returning.
 		if st.re.Active() && st.re.CID() == p.CID {
 			st.re.Reset()
 		}
 		if st.busy != nil && st.busy.cid == p.CID {
-			st.busy.abandoned = true
 			st.busy.cancel()
+			st.busy = nil
 		}
 		resp.CID = p.CID
 	default:
@@ -368,7 +438,7 @@ func (st *serveState) dispatch(ctx context.Context, msg *Message) error {
 	default:
 		return st.fail(msg.CID, ErrInvalidCmd)
 	}
-	hctx, cancel := context.WithCancel(ctx)
+	hctx, cancel := context.WithCancel(context.WithValue(ctx, originKey{}, Origin{st: st, cid: msg.CID}))
 	b := &running{cid: msg.CID, cmd: msg.Cmd, cancel: cancel, done: make(chan []byte, 1)}
 	b.status.Store(uint32(KeepaliveProcessing))
 	st.busy = b

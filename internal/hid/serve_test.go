@@ -126,7 +126,8 @@ func TestChannelCancel(t *testing.T) {
 	case <-time.After(5 * time.Second):
 		t.Fatal("Transact did not return after cancel")
 	}
-	// The channel is clean: the cancelled answer was drained.
+	// The channel still works: the next transaction resynchronises it,
+	// dropping the cancelled answer.
 	if err := ch.Ping(context.Background(), []byte{1, 2, 3}); err != nil {
 		t.Fatalf("Ping after cancel: %v", err)
 	}
