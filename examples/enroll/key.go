@@ -144,7 +144,8 @@ func (g *guide) openKey(ctx context.Context) (fido.Authenticator, bool, error) {
 		}
 		dev, err := opener.Open(ctx, path)
 		if err != nil {
-			return nil, false, fmt.Errorf("%s is not a security key this program can open: %w", path, errors.Unwrap(err))
+			// Name the path once: the layers below each say "opening P".
+			return nil, false, fmt.Errorf("%s is not a security key (%v)", path, innermost(err))
 		}
 		g.keys.onClose(func() { dev.Close() })
 		return dev, false, nil
@@ -318,4 +319,15 @@ func (t *terminal) readSecret(prompt string) (string, error) {
 		return "", errors.New("no PIN given (type it on a terminal, or use -pin-file or FIDOKIT_PIN)")
 	}
 	return line, nil
+}
+
+// innermost is the error at the bottom of err's chain.
+func innermost(err error) error {
+	for {
+		next := errors.Unwrap(err)
+		if next == nil {
+			return err
+		}
+		err = next
+	}
 }

@@ -131,6 +131,8 @@ func runEnroll(t *testing.T, args ...string) (int, string, string) {
 
 func TestExitCodes(t *testing.T) {
 	dir := t.TempDir()
+	notAKey := filepath.Join(dir, "notes.txt")
+	require.NoError(t, os.WriteFile(notAKey, []byte("not a key"), 0o600))
 	for _, tc := range []struct {
 		name string
 		args []string
@@ -146,11 +148,13 @@ func TestExitCodes(t *testing.T) {
 		{"empty user", []string{"-user", " "}, exitUsage, "account name"},
 		{"arguments", []string{"extra"}, exitUsage, "unexpected arguments"},
 		{"missing device", []string{"-device", filepath.Join(dir, "hidraw9"), "-db", filepath.Join(dir, "a.db")}, exitFail, "no such file"},
+		{"not a key", []string{"-device", notAKey, "-db", filepath.Join(dir, "b.db")}, exitFail, notAKey + " is not a security key (not a device)"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			code, stdout, stderr := runEnroll(t, tc.args...)
 			assert.Equal(t, tc.code, code, "stdout:\n%s\nstderr:\n%s", stdout, stderr)
 			assert.Contains(t, stderr, tc.msg)
+			assert.NotContains(t, stderr, "opening", "a path is named once")
 			if tc.code == exitUsage {
 				assert.NotContains(t, stdout, "Step 3/7", "bad flags stop the guide before any device is touched")
 			}
