@@ -90,6 +90,28 @@
 // account, followed by an administrator deleting the device. Keep that
 // path rare by asking everyone to register a backup device.
 //
+// # Audit
+//
+// [Manager.Report] is the audit report (AWS calls its own the credential
+// report): for every account, whether MFA is on, its devices by type
+// with their created and last-used times, the recovery codes left,
+// whether it is an administrator ([Config.Roles]) without an active
+// security key, its devices unused for [ReportOptions.UnusedFor] (90
+// days), keys with a clone warning, and the factors the attempt limit
+// locks now. It pages through the store ([Store.Users], a cursor in
+// user ID order, one indexed range scan on SQLite and PostgreSQL), so
+// memory stays flat for any number of accounts, and hands each
+// [AccountReport] to a callback. [Manager.WriteReportCSV] writes it as
+// CSV with fixed column names ([ReportColumns]; times RFC 3339 UTC, "N/A"
+// for never) and [Manager.WriteReportJSON] as one JSON array streamed an
+// account at a time (null for never):
+//
+//	w.Header().Set("Content-Type", "text/csv")
+//	err := m.WriteReportCSV(ctx, w, mfa.ReportOptions{UnusedFor: 90 * 24 * time.Hour})
+//
+// No report holds a secret: no TOTP seed, recovery code or hash, nor any
+// key material.
+//
 // # Secrets
 //
 // TOTP seeds are stored only sealed with AES-256-GCM under a [Keyring]

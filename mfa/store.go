@@ -191,6 +191,15 @@ func (p LockPolicy) Until(failures int, now time.Time) time.Time {
 type Store interface {
 	webauthn.Store
 
+	// Users returns up to limit users with an ID greater than after
+	// (bytewise, so nil or empty starts at the first), in ID order: a
+	// cursor over every account, for the audit report ([Manager.Report]).
+	// Pass the last ID of a page as after for the next; an empty page is
+	// the end. A limit <= 0 means no limit. Users created or deleted
+	// while a caller pages are seen or not according to where the cursor
+	// is; no user is listed twice.
+	Users(ctx context.Context, after []byte, limit int) ([]*webauthn.User, error)
+
 	// SaveOTPEnrollment stores a pending enrollment. ErrNotFound if the
 	// user does not exist; ErrExists if its ID is taken.
 	SaveOTPEnrollment(ctx context.Context, e *OTPEnrollment) error

@@ -475,3 +475,30 @@ func (m *MemoryStore) PurgeChallenges(ctx context.Context, now time.Time) (int, 
 	defer m.mu.Unlock()
 	return m.purge(storeTime(now), -1), nil
 }
+
+// Users returns up to limit users with an ID greater than after
+// (bytewise), in ID order; a limit <= 0 means no limit. It is a cursor
+// over every account: pass the last ID of one page as after for the
+// next. It is the listing mfa.Store adds; [Store] does not require it.
+func (m *MemoryStore) Users(ctx context.Context, after []byte, limit int) ([]*User, error) {
+	if err := ctx.Err(); err != nil {
+		return nil, fmt.Errorf("memory store: listing users: %w", err)
+	}
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	var found []*User
+	for _, u := range m.users {
+		if bytes.Compare(u.ID, after) > 0 {
+			found = append(found, u)
+		}
+	}
+	sort.Slice(found, func(i, j int) bool { return bytes.Compare(found[i].ID, found[j].ID) < 0 })
+	if limit > 0 && len(found) > limit {
+		found = found[:limit]
+	}
+	out := make([]*User, len(found))
+	for i, u := range found {
+		out[i] = copyUser(u)
+	}
+	return out, nil
+}

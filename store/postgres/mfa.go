@@ -522,3 +522,33 @@ func (s *Store) ResetAttempts(ctx context.Context, userID []byte, f mfa.Factor) 
 	}
 	return nil
 }
+
+// ---- the account listing ----
+
+// Users implements [mfa.Store.Users] with one range scan of the users'
+// primary key; bytea compares bytewise. A limit <= 0 means no limit.
+func (s *Store) Users(ctx context.Context, after []byte, limit int) ([]*webauthn.User, error) {
+	var max *int64 // NULL: LIMIT ALL
+	if limit > 0 {
+		l := int64(limit)
+		max = &l
+	}
+	rows, err := s.pool.Query(ctx, `SELECT `+userColumns+` FROM webauthn_users
+		WHERE id > $1 ORDER BY id LIMIT $2`, bytea(after), max)
+	if err != nil {
+		return nil, fmt.Errorf("postgres: listing users: %w", err)
+	}
+	defer rows.Close()
+	out := []*webauthn.User{}
+	for rows.Next() {
+		u, err := scanUser(rows)
+		if err != nil {
+			return nil, fmt.Errorf("postgres: listing users: %w", err)
+		}
+		out = append(out, u)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("postgres: listing users: %w", err)
+	}
+	return out, nil
+}

@@ -526,3 +526,32 @@ func (s *Store) ResetAttempts(ctx context.Context, userID []byte, f mfa.Factor) 
 	}
 	return nil
 }
+
+// ---- the account listing ----
+
+// Users implements [mfa.Store.Users] with one range scan of the users'
+// primary key; BLOBs compare bytewise (memcmp). A limit <= 0 means no
+// limit.
+func (s *Store) Users(ctx context.Context, after []byte, limit int) ([]*webauthn.User, error) {
+	if limit <= 0 {
+		limit = -1 // SQLite: no limit
+	}
+	rows, err := s.db.QueryContext(ctx, `SELECT `+userColumns+` FROM webauthn_users
+		WHERE id > ? ORDER BY id LIMIT ?`, blob(after), limit)
+	if err != nil {
+		return nil, fmt.Errorf("sqlite: listing users: %w", err)
+	}
+	defer rows.Close()
+	out := []*webauthn.User{}
+	for rows.Next() {
+		u, err := scanUser(rows)
+		if err != nil {
+			return nil, fmt.Errorf("sqlite: listing users: %w", err)
+		}
+		out = append(out, u)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("sqlite: listing users: %w", err)
+	}
+	return out, nil
+}

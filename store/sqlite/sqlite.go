@@ -306,7 +306,7 @@ func (s *Store) CreateUser(ctx context.Context, u *webauthn.User) error {
 
 const userColumns = `id, name, display_name, created`
 
-func scanUser(row *sql.Row) (*webauthn.User, error) {
+func scanUser(row scanner) (*webauthn.User, error) {
 	var (
 		u       webauthn.User
 		created int64

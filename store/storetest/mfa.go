@@ -52,6 +52,7 @@ func RunMFA(t *testing.T, newStore func(t *testing.T) mfa.Store) {
 		{"DeviceLimit", deviceLimitTests},
 		{"RecoveryCodes", recoveryTests},
 		{"Attempts", attemptTests},
+		{"Users", userListTests},
 		{"Context", mfaContextTests},
 		{"Concurrent", mfaConcurrentTests},
 	}
@@ -1140,6 +1141,7 @@ var mfaContextTests = []mfaTest{
 			{"OTPDevice", func() error { _, err := s.OTPDevice(ctx, d.ID); return err }},
 			{"OTPDevices", func() error { _, err := s.OTPDevices(ctx, u.ID); return err }},
 			{"ListOTPDevices", func() error { _, err := s.ListOTPDevices(ctx, nil, 10); return err }},
+			{"Users", func() error { _, err := s.Users(ctx, nil, 10); return err }},
 			{"RenameOTPDevice", func() error { return s.RenameOTPDevice(ctx, u.ID, d.ID, "x") }},
 			{"DeactivateOTPDevice", func() error { return s.DeactivateOTPDevice(ctx, u.ID, d.ID, base) }},
 			{"DeleteOTPDevice", func() error { return s.DeleteOTPDevice(ctx, u.ID, d.ID) }},
@@ -1443,4 +1445,91 @@ func RunNoPlaintext(t *testing.T, s mfa.Store, dump func(t *testing.T) []byte) {
 			assert.False(t, bytes.Contains(raw, []byte(form)), "the database holds the plaintext marker %q as %q", m, form)
 		}
 	}
+}
+
+// ---- the account listing ----
+
+var userListTests = []mfaTest{
+	{"Empty", func(t *testing.T, s mfa.Store) {
+		for _, after := range [][]byte{nil, {}, {0x00}, bytes.Repeat([]byte{0xff}, 64)} {
+			got, err := s.Users(t.Context(), after, 10)
+			require.NoError(t, err, "Users after %x", after)
+			assert.NotNil(t, got, "Users must return an empty non-nil slice")
+			assert.Empty(t, got, "Users after %x", after)
+		}
+	}},
+	{"Cursor", func(t *testing.T, s mfa.Store) {
+		var ids [][]byte
+		want := map[string]*webauthn.User{}
+		for i := range 11 {
+			u := &webauthn.User{
+				ID:          randBytes(t, 32),
+				Name:        randName(t, "list"),
+				DisplayName: fmt.Sprintf("User %d", i),
+				Created:     base.Add(time.Duration(i) * time.Minute),
+			}
+			switch i { // bytewise means unsigned, shorter first on a shared prefix
+			case 0:
+				u.ID = []byte{0x00}
+			case 1:
+				u.ID = []byte{0x00, 0x00}
+			case 2:
+				u.ID[0] = 0xff
+			case 3, 4:
+				u.ID = bytes.Clone(ids[2])
+				u.ID[31] = byte(0x7f + i - 3) // 0x7f, 0x80
+			case 5:
+				u.ID = bytes.Repeat([]byte{0x80}, 64)
+			}
+			require.NoError(t, s.CreateUser(t.Context(), u), "CreateUser")
+			ids = append(ids, u.ID)
+			want[string(u.ID)] = u
+		}
+		slices.SortFunc(ids, bytes.Compare)
+		for _, limit := range []int{1, 3, 10, 11, 100} {
+			var got [][]byte
+			var after []byte
+			for page := 0; ; page++ {
+				require.Less(t, page, 20, "limit %d: too many pages", limit)
+				list, err := s.Users(t.Context(), after, limit)
+				require.NoError(t, err, "Users")
+				require.LessOrEqual(t, len(list), limit, "Users page size")
+				if len(list) == 0 {
+					break
+				}
+				for _, u := range list {
+					got = append(got, u.ID)
+				}
+				after = list[len(list)-1].ID
+			}
+			assert.Equal(t, ids, got, "limit %d: every user once, in ID order", limit)
+		}
+		all, err := s.Users(t.Context(), nil, 0)
+		require.NoError(t, err, "Users without a limit")
+		require.Len(t, all, len(ids), "Users without a limit lists everyone")
+		for _, u := range all {
+			w := want[string(u.ID)]
+			require.NotNil(t, w, "Users listed an unknown ID %x", u.ID)
+			assert.Equal(t, w.Name, u.Name, "Name")
+			assert.Equal(t, w.DisplayName, u.DisplayName, "DisplayName")
+			assertTime(t, "Created", u.Created, w.Created)
+		}
+		// A cursor between IDs, one that is not an ID, and the last ID.
+		mid := append(bytes.Clone(ids[5]), 0) // just after ids[5]
+		list, err := s.Users(t.Context(), mid, 2)
+		require.NoError(t, err, "Users")
+		require.Len(t, list, 2, "Users after a cursor between IDs")
+		assertBytes(t, "first after the cursor", list[0].ID, ids[6])
+		list, err = s.Users(t.Context(), ids[len(ids)-1], 5)
+		require.NoError(t, err, "Users")
+		assert.Empty(t, list, "Users after the last ID")
+		// The page is the caller's.
+		list, err = s.Users(t.Context(), nil, 1)
+		require.NoError(t, err, "Users")
+		require.Len(t, list, 1)
+		list[0].ID[0] ^= 0xff
+		again, err := s.Users(t.Context(), nil, 1)
+		require.NoError(t, err, "Users")
+		assertBytes(t, "first ID after the caller changed its copy", again[0].ID, ids[0])
+	}},
 }
