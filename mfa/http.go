@@ -11,6 +11,7 @@ import (
 	"io"
 	"mime"
 	"net/http"
+	"net/url"
 	"strconv"
 	"strings"
 	"time"
@@ -30,7 +31,16 @@ const (
 	// DefaultCookieName is the security-key ceremony cookie's name when
 	// HandlerConfig.CookieName is empty.
 	DefaultCookieName = "mfa_ceremony"
+	// DefaultBindingCookieName is the binding cookie's name when
+	// HandlerConfig.BindingCookieName is empty.
+	DefaultBindingCookieName = "mfa_binding"
+	// DefaultKeyName is the name of a security key registered through
+	// POST /keys/finish without one.
+	DefaultKeyName = "Security key"
 )
+
+// bindingLen is the number of random bytes of a binding cookie.
+const bindingLen = 32
 
 // HandlerConfig configures the HTTP API of [Manager.Handler]. CurrentUser
 // and OnVerified are required; the zero value of every other field means
@@ -59,11 +69,20 @@ type HandlerConfig struct {
 	// MaxBodyBytes). Zero means DefaultMaxSeedFileBytes (1 MiB).
 	MaxSeedFileBytes int64
 	// CookieName names the cookie that carries a security-key second
-	// factor's challenge ID from /verify/key/begin to /verify/key/finish.
-	// Empty means DefaultCookieName.
+	// factor's challenge ID from /verify/key/begin to /verify/key/finish,
+	// for a client that does not send it back in the finish body. Empty
+	// means DefaultCookieName.
 	CookieName string
-	// CookiePath is the cookie's Path: where the handler is mounted.
-	// Empty means "/".
+	// BindingCookieName names the cookie that binds security-key
+	// ceremonies to the browser (see Handler). Empty means
+	// DefaultBindingCookieName.
+	BindingCookieName string
+	// CookiePath is the Path of both cookies: where the handler is
+	// mounted. Empty means the handler works it out from each request,
+	// as the request's path (r.RequestURI) less the route's (r.URL.Path,
+	// which http.StripPrefix shortened): mounted with
+	// http.StripPrefix("/mfa", h), it is "/mfa/"; "/" when the two do not
+	// end alike.
 	CookiePath string
 	// OnError, if not nil, is told about every error that becomes a 500
 	// response (the response itself says only "internal error").
@@ -354,8 +373,8 @@ func httpStatus(err error) (string, int) {
 // Handler returns the HTTP API of account MFA: JSON in and out, for the
 // account's security page (enroll and manage devices, recovery codes),
 // the sign-in page's second step (verify a factor) and administrators.
-// Mount it under a prefix with http.StripPrefix and set
-// HandlerConfig.CookiePath to the prefix. Every route needs a signed-in
+// Mount it under a prefix with http.StripPrefix; the cookies' Path
+// follows (see HandlerConfig.CookiePath). Every route needs a signed-in
 // user (HandlerConfig.CurrentUser), or answers 401. Routes:
 //
 //	POST   /totp/begin                {"name"} (or no body: "Authenticator app")
@@ -364,6 +383,8 @@ func httpStatus(err error) (string, int) {
 //	                                  or {"name","serial","seedFile": base64 PSKC,"preSharedKey": hex,"password"}
 //	                                  → 200 {"enrollment": {"id","type","name","serial","digits","period","expires"}}
 //	POST   /totp/finish               {"id","code1","code2"} → 201 {"device": DeviceJSON}
+//	POST   /keys/begin                → 200 {"challengeId", "publicKey": PublicKeyCredentialCreationOptionsJSON}
+//	POST   /keys/finish               {"challengeId","name","credential": RegistrationResponseJSON} → 201 {"device": DeviceJSON}
 //	GET    /devices                   → 200 {"devices": [DeviceJSON, ...], "factors": FactorsJSON}
 //	POST   /devices/{id}/rename       {"name"} → 200 {"device": DeviceJSON}
 //	POST   /devices/{id}/deactivate   → 200 {"device": DeviceJSON}
@@ -374,8 +395,8 @@ func httpStatus(err error) (string, int) {
 //	GET    /recovery-codes            → 200 {"left": n}
 //	POST   /verify/totp               {"code"} → 200 {"verification": VerificationJSON}
 //	POST   /verify/recovery-code      {"code"} → 200 {"verification": VerificationJSON}
-//	POST   /verify/key/begin          → 200 {"publicKey": PublicKeyCredentialRequestOptionsJSON}
-//	POST   /verify/key/finish         {"credential": AuthenticationResponseJSON} → 200 {"verification": VerificationJSON}
+//	POST   /verify/key/begin          → 200 {"challengeId", "publicKey": PublicKeyCredentialRequestOptionsJSON}
+//	POST   /verify/key/finish         {"challengeId","credential": AuthenticationResponseJSON} → 200 {"verification": VerificationJSON}
 //
 // and for administrators, where {user} is the account's user ID in
 // base64url without padding and every request is first put to
@@ -397,9 +418,23 @@ func httpStatus(err error) (string, int) {
 // enrollment are in the /totp/begin response and nowhere else; the
 // recovery codes only in the POST /recovery-codes response. The
 // /verify/... routes call HandlerConfig.OnVerified before they answer.
-// /verify/key/begin sets the ceremony cookie (HttpOnly, Secure,
-// SameSite=Strict, Max-Age the challenge timeout) and /verify/key/finish
-// reads and clears it.
+//
+// The security-key routes run WebAuthn ceremonies: /keys/begin and
+// /keys/finish register a key as a device ([Manager.BeginKeyRegistration],
+// [Manager.FinishKeyRegistration]; "name" is the device's, empty meaning
+// DefaultKeyName), /verify/key/begin and /verify/key/finish check one as
+// the second factor. A begin answers the ceremony's challengeId and its
+// finish takes it back in the body, so that several ceremonies run at
+// once in one browser (two tabs). Each is bound to the browser and the
+// account that began it ([webauthn.WithSessionBinding]): a begin sets the
+// binding cookie if the browser has none (HttpOnly, Secure,
+// SameSite=Strict, 32 random bytes, for the browser session), and a
+// finish in another browser, or for another signed-in account, fails with
+// challenge_unknown. For clients that do not send challengeId,
+// /verify/key/begin also sets the ceremony cookie (HttpOnly, Secure,
+// SameSite=Strict, Max-Age the challenge timeout) to it, and
+// /verify/key/finish without challengeId uses the cookie's, clearing the
+// cookie when it used its challenge; /keys/finish needs challengeId.
 //
 // Bodies must be application/json, at most HandlerConfig.MaxBodyBytes
 // (the /token/begin seed file HandlerConfig.MaxSeedFileBytes), one JSON
@@ -448,9 +483,11 @@ func httpStatus(err error) (string, int) {
 //	internal                500     anything else, such as a failing store or hook
 //
 // The security-key routes answer the relying party's errors with package
-// webauthn's codes and statuses (challenge_unknown 400 for a missing
-// cookie, no_credentials 404, credential_wrong_user 403, bad_signature
-// 403, ...: see that package's documentation).
+// webauthn's codes and statuses (challenge_unknown 400 for no challengeId
+// nor ceremony cookie, or another browser's or account's; no_credentials
+// 404, credential_wrong_user 403, bad_signature 403, credential_exists
+// 409, ...: see that package's documentation), except that a key beyond
+// the device limit is device_limit.
 //
 // The handler is safe for concurrent use, as are the hooks it calls if
 // the application's are. It limits wrong codes per account (Config.Lock),
@@ -477,8 +514,11 @@ func (m *Manager) Handler(cfg HandlerConfig) (http.Handler, error) {
 	if cfg.CookieName == "" {
 		cfg.CookieName = DefaultCookieName
 	}
-	if cfg.CookiePath == "" {
-		cfg.CookiePath = "/"
+	if cfg.BindingCookieName == "" {
+		cfg.BindingCookieName = DefaultBindingCookieName
+	}
+	if cfg.BindingCookieName == cfg.CookieName {
+		return nil, fmt.Errorf("mfa: HandlerConfig.BindingCookieName and CookieName are both %q", cfg.CookieName)
 	}
 	h := &handler{m: m, cfg: cfg, mux: http.NewServeMux()}
 	routes := []struct {
@@ -500,6 +540,8 @@ func (m *Manager) Handler(cfg HandlerConfig) (http.Handler, error) {
 		{"POST", "/verify/recovery-code", h.verifyRecoveryCode},
 		{"POST", "/verify/key/begin", h.verifyKeyBegin},
 		{"POST", "/verify/key/finish", h.verifyKeyFinish},
+		{"POST", "/keys/begin", h.keyBegin},
+		{"POST", "/keys/finish", h.keyFinish},
 		{"GET", "/users/{user}/devices", h.adminListDevices},
 		{"POST", "/users/{user}/devices/{id}/deactivate", h.adminDeactivate},
 		{"POST", "/users/{user}/devices/{id}/reactivate", h.adminReactivate},
@@ -921,6 +963,89 @@ func (h *handler) verifyRecoveryCode(w http.ResponseWriter, r *http.Request) err
 	return h.verifyCode(w, r, h.m.VerifyRecoveryCode)
 }
 
+// cookiePath is the Path of the handler's cookies for r:
+// HandlerConfig.CookiePath, or where the handler is mounted.
+func (h *handler) cookiePath(r *http.Request) string {
+	if h.cfg.CookiePath != "" {
+		return h.cfg.CookiePath
+	}
+	return mountPath(r)
+}
+
+// mountPath is the path the handler serving r is mounted under, with a
+// trailing slash: r.RequestURI's path less r.URL's, which
+// http.StripPrefix shortened; "/" if that cannot be told.
+func mountPath(r *http.Request) string {
+	u, err := url.ParseRequestURI(r.RequestURI)
+	if err != nil {
+		return "/"
+	}
+	full, route := u.EscapedPath(), r.URL.EscapedPath()
+	if route == "" || !strings.HasSuffix(full, route) {
+		return "/"
+	}
+	prefix := strings.TrimSuffix(full[:len(full)-len(route)], "/")
+	// A cookie's Path holds no ';' and no control characters.
+	if strings.ContainsFunc(prefix, func(c rune) bool { return c == ';' || c < 0x20 || c == 0x7f }) {
+		return "/"
+	}
+	return prefix + "/"
+}
+
+// bindingCookie returns the browser's binding cookie, or nil.
+func (h *handler) bindingCookie(r *http.Request) []byte {
+	c, err := r.Cookie(h.cfg.BindingCookieName)
+	if err != nil {
+		return nil
+	}
+	b, err := base64.RawURLEncoding.DecodeString(c.Value)
+	if err != nil || len(b) != bindingLen {
+		return nil
+	}
+	return b
+}
+
+// beginContext is r's context bound to the browser and the signed-in
+// user (webauthn.WithSessionBinding), for a begin: it sets a new binding
+// cookie on w if r has none.
+func (h *handler) beginContext(w http.ResponseWriter, r *http.Request, userID []byte) (context.Context, error) {
+	b := h.bindingCookie(r)
+	if b == nil {
+		b = make([]byte, bindingLen)
+		if err := h.m.random(b); err != nil {
+			return nil, err
+		}
+		http.SetCookie(w, &http.Cookie{
+			Name:     h.cfg.BindingCookieName,
+			Value:    base64.RawURLEncoding.EncodeToString(b),
+			Path:     h.cookiePath(r),
+			HttpOnly: true,
+			Secure:   true,
+			SameSite: http.SameSiteStrictMode,
+		})
+	}
+	return webauthn.WithSessionBinding(r.Context(), append(b, userID...)), nil
+}
+
+// finishContext is r's context bound as beginContext bound the begin's,
+// if it is the same browser and the same user; with no binding cookie,
+// bound to nothing, which no begin of the handler's is.
+func (h *handler) finishContext(r *http.Request, userID []byte) context.Context {
+	b := h.bindingCookie(r)
+	if b == nil {
+		return webauthn.WithSessionBinding(r.Context(), nil)
+	}
+	return webauthn.WithSessionBinding(r.Context(), append(b, userID...))
+}
+
+// writeBegin answers a begin with its challenge ID and options.
+func writeBegin(w http.ResponseWriter, b *webauthn.Begin) {
+	writeJSON(w, http.StatusOK, struct {
+		ChallengeID string          `json:"challengeId"`
+		PublicKey   json.RawMessage `json:"publicKey"`
+	}{b.ChallengeID, b.Options})
+}
+
 func (h *handler) verifyKeyBegin(w http.ResponseWriter, r *http.Request) error {
 	userID, err := h.requireUser(r)
 	if err != nil {
@@ -930,7 +1055,11 @@ func (h *handler) verifyKeyBegin(w http.ResponseWriter, r *http.Request) error {
 	if err := h.read(w, r, &req, true); err != nil {
 		return err
 	}
-	b, err := h.m.BeginSecurityKey(r.Context(), userID)
+	ctx, err := h.beginContext(w, r, userID)
+	if err != nil {
+		return err
+	}
+	b, err := h.m.BeginSecurityKey(ctx, userID)
 	if err != nil {
 		return err
 	}
@@ -941,27 +1070,35 @@ func (h *handler) verifyKeyBegin(w http.ResponseWriter, r *http.Request) error {
 	http.SetCookie(w, &http.Cookie{
 		Name:     h.cfg.CookieName,
 		Value:    b.ChallengeID,
-		Path:     h.cfg.CookiePath,
+		Path:     h.cookiePath(r),
 		MaxAge:   int((maxAge + time.Second - 1) / time.Second),
 		HttpOnly: true,
 		Secure:   true,
 		SameSite: http.SameSiteStrictMode,
 	})
-	writeJSON(w, http.StatusOK, map[string]json.RawMessage{"publicKey": b.Options})
+	writeBegin(w, b)
 	return nil
 }
 
-// takeCeremony reads the challenge ID and clears the cookie: the finish
-// uses the challenge up whatever happens.
-func (h *handler) takeCeremony(w http.ResponseWriter, r *http.Request) string {
-	var id string
+// takeCeremony returns the challenge ID: fromBody, the finish body's
+// challengeId, if not empty, or else the ceremony cookie's. It clears the
+// cookie if it named that challenge, which the finish uses up whatever
+// happens; a cookie naming another tab's ceremony stays.
+func (h *handler) takeCeremony(w http.ResponseWriter, r *http.Request, fromBody string) string {
+	var cookie string
 	if c, err := r.Cookie(h.cfg.CookieName); err == nil {
-		id = c.Value
+		cookie = c.Value
 	}
-	http.SetCookie(w, &http.Cookie{
-		Name: h.cfg.CookieName, Value: "", Path: h.cfg.CookiePath, MaxAge: -1,
-		HttpOnly: true, Secure: true, SameSite: http.SameSiteStrictMode,
-	})
+	id := fromBody
+	if id == "" {
+		id = cookie
+	}
+	if cookie != "" && cookie == id {
+		http.SetCookie(w, &http.Cookie{
+			Name: h.cfg.CookieName, Value: "", Path: h.cookiePath(r), MaxAge: -1,
+			HttpOnly: true, Secure: true, SameSite: http.SameSiteStrictMode,
+		})
+	}
 	return id
 }
 
@@ -970,9 +1107,54 @@ func (h *handler) verifyKeyFinish(w http.ResponseWriter, r *http.Request) error 
 	if err != nil {
 		return err
 	}
-	id := h.takeCeremony(w, r)
 	var req struct {
-		Credential json.RawMessage `json:"credential"`
+		ChallengeID string          `json:"challengeId"`
+		Credential  json.RawMessage `json:"credential"`
+	}
+	if err := h.read(w, r, &req, false); err != nil {
+		return err
+	}
+	id := h.takeCeremony(w, r, req.ChallengeID)
+	if len(req.Credential) == 0 || string(req.Credential) == "null" {
+		return fmt.Errorf("%w: no credential", ErrInvalidRequest)
+	}
+	v, err := h.m.FinishSecurityKey(h.finishContext(r, userID), userID, id, req.Credential)
+	if err != nil {
+		return err
+	}
+	return h.verified(w, r, v)
+}
+
+func (h *handler) keyBegin(w http.ResponseWriter, r *http.Request) error {
+	userID, err := h.requireUser(r)
+	if err != nil {
+		return err
+	}
+	var req struct{}
+	if err := h.read(w, r, &req, true); err != nil {
+		return err
+	}
+	ctx, err := h.beginContext(w, r, userID)
+	if err != nil {
+		return err
+	}
+	b, err := h.m.BeginKeyRegistration(ctx, userID)
+	if err != nil {
+		return err
+	}
+	writeBegin(w, b)
+	return nil
+}
+
+func (h *handler) keyFinish(w http.ResponseWriter, r *http.Request) error {
+	userID, err := h.requireUser(r)
+	if err != nil {
+		return err
+	}
+	var req struct {
+		ChallengeID string          `json:"challengeId"`
+		Name        string          `json:"name"`
+		Credential  json.RawMessage `json:"credential"`
 	}
 	if err := h.read(w, r, &req, false); err != nil {
 		return err
@@ -980,11 +1162,17 @@ func (h *handler) verifyKeyFinish(w http.ResponseWriter, r *http.Request) error 
 	if len(req.Credential) == 0 || string(req.Credential) == "null" {
 		return fmt.Errorf("%w: no credential", ErrInvalidRequest)
 	}
-	v, err := h.m.FinishSecurityKey(r.Context(), userID, id, req.Credential)
+	if req.Name == "" {
+		req.Name = DefaultKeyName
+	}
+	// The binding holds the user: a challenge begun for another account,
+	// even in this browser, is unknown here.
+	d, err := h.m.FinishKeyRegistration(h.finishContext(r, userID), req.ChallengeID, req.Credential, req.Name)
 	if err != nil {
 		return err
 	}
-	return h.verified(w, r, v)
+	writeJSON(w, http.StatusCreated, map[string]DeviceJSON{"device": deviceJSON(d)})
+	return nil
 }
 
 // adminTarget checks that the signed-in user may manage the account

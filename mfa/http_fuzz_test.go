@@ -59,11 +59,13 @@ var fuzzRoutes = []fuzzRoute{
 	{"/recovery-codes", []string{"codes", "created"}},
 	{"/verify/totp", []string{"verification"}},
 	{"/verify/recovery-code", []string{"verification"}},
-	{"/verify/key/begin", []string{"publicKey"}},
+	{"/verify/key/begin", []string{"challengeId", "publicKey"}},
 	{"/verify/key/finish", []string{"verification"}},
 	{"/users/{alice}/devices/{token}/deactivate", []string{"device"}},
 	{"/users/{alice}/devices/{app}/reactivate", []string{"device"}},
 	{"/users/{bob}/unlock", nil},
+	{"/keys/begin", []string{"challengeId", "publicKey"}},
+	{"/keys/finish", []string{"device"}},
 }
 
 // fuzzEnv is one deterministic service: the same seeds from the same
@@ -209,6 +211,8 @@ func FuzzHandlerJSON(f *testing.F) {
 		12: {``, `{}`},
 		13: {``, `{}`},
 		14: {`{"factor":"totp"}`, `{"factor":"recovery_code"}`, `{"factor":"x"}`, `{}`},
+		15: {``, `{}`, `{"name":"x"}`},
+		16: {`{"challengeId":"x","name":"Key","credential":{}}`, `{"credential":null}`, `{"challengeId":"","credential":{"id":"AA","rawId":"AA","type":"public-key","response":{}}}`},
 	}
 	for i, bodies := range seeds {
 		for _, b := range bodies {

@@ -189,6 +189,20 @@ type httpResp struct {
 // body is application/json unless a modifier changes it.
 func (a *httpApp) do(user *webauthn.User, method, path string, body any, mods ...func(*http.Request)) httpResp {
 	a.t.Helper()
+	return a.doIn(a.hc, user, method, path, body, mods...)
+}
+
+// browser is another browser: a client with cookies of its own.
+func (a *httpApp) browser() *http.Client {
+	a.t.Helper()
+	jar, err := cookiejar.New(nil)
+	require.NoError(a.t, err)
+	return &http.Client{Jar: jar}
+}
+
+// doIn is do in the browser hc.
+func (a *httpApp) doIn(hc *http.Client, user *webauthn.User, method, path string, body any, mods ...func(*http.Request)) httpResp {
+	a.t.Helper()
 	var rd io.Reader
 	switch b := body.(type) {
 	case nil:
@@ -212,7 +226,7 @@ func (a *httpApp) do(user *webauthn.User, method, path string, body any, mods ..
 	for _, m := range mods {
 		m(req)
 	}
-	resp, err := a.hc.Do(req)
+	resp, err := hc.Do(req)
 	require.NoError(a.t, err)
 	defer resp.Body.Close()
 	data, err := io.ReadAll(resp.Body)
@@ -804,6 +818,7 @@ func TestHTTPRequestRefusals(t *testing.T) {
 			{"POST", "/recovery-codes"}, {"GET", "/recovery-codes"},
 			{"POST", "/verify/totp"}, {"POST", "/verify/recovery-code"},
 			{"POST", "/verify/key/begin"}, {"POST", "/verify/key/finish"},
+			{"POST", "/keys/begin"}, {"POST", "/keys/finish"},
 		} {
 			a.do(nil, p.method, p.path, `{}`).fails(t, http.StatusUnauthorized, "unauthenticated")
 		}
@@ -888,23 +903,35 @@ func TestHTTPSecurityKey(t *testing.T) {
 	assert.Equal(t, mfa.FactorsJSON{SecurityKeys: 1, Enabled: true}, f)
 
 	r := a.do(alice, "POST", "/verify/key/begin", nil)
-	var begin struct{ PublicKey json.RawMessage }
-	r.decode(t, http.StatusOK, &begin)
-	cookie := r.header.Get("Set-Cookie")
-	for _, attr := range []string{"mfa_ceremony=", "Path=/mfa/", "Max-Age=300", "HttpOnly", "Secure", "SameSite=Strict"} {
-		assert.Contains(t, cookie, attr)
+	var begin struct {
+		ChallengeID string
+		PublicKey   json.RawMessage
 	}
+	r.decode(t, http.StatusOK, &begin)
+	assert.NotEmpty(t, begin.ChallengeID)
+	cookies := httpSetCookies(r)
+	require.Contains(t, cookies, "mfa_ceremony")
+	for _, attr := range []string{"mfa_ceremony=" + begin.ChallengeID, "Path=/mfa/", "Max-Age=300", "HttpOnly", "Secure", "SameSite=Strict"} {
+		assert.Contains(t, cookies["mfa_ceremony"], attr)
+	}
+	require.Contains(t, cookies, "mfa_binding", "the first begin binds the browser")
+	for _, attr := range []string{"Path=/mfa/", "HttpOnly", "Secure", "SameSite=Strict"} {
+		assert.Contains(t, cookies["mfa_binding"], attr)
+	}
+	assert.NotContains(t, cookies["mfa_binding"], "Max-Age", "the binding lasts the browser session")
+	assert.NotContains(t, httpSetCookies(a.do(alice, "POST", "/verify/key/begin", nil)), "mfa_binding", "a bound browser keeps its binding")
 	assertion, err := key.Get(ctx, begin.PublicKey)
 	require.NoError(t, err)
 
-	// Another signed-in account cannot finish alice's ceremony.
+	// Another signed-in account cannot finish alice's ceremony, even in
+	// her browser: the binding holds the account.
 	t.Run("another account", func(t *testing.T) {
 		r := a.do(alice, "POST", "/verify/key/begin", nil)
 		r.decode(t, http.StatusOK, &begin)
 		other, err := key.Get(ctx, begin.PublicKey)
 		require.NoError(t, err)
 		a.do(bob, "POST", "/verify/key/finish", map[string]any{"credential": json.RawMessage(other)}).
-			fails(t, http.StatusForbidden, "credential_wrong_user")
+			fails(t, http.StatusBadRequest, "challenge_unknown")
 	})
 	r = a.do(alice, "POST", "/verify/key/begin", nil)
 	r.decode(t, http.StatusOK, &begin)
@@ -930,6 +957,171 @@ func TestHTTPSecurityKey(t *testing.T) {
 	// A deactivated key is not offered.
 	a.do(alice, "POST", "/devices/"+dev.ID+"/deactivate", nil).decode(t, http.StatusOK, nil)
 	a.do(alice, "POST", "/verify/key/begin", nil).fails(t, http.StatusNotFound, "no_credentials")
+}
+
+// httpSetCookies are the cookies a response sets, by name.
+func httpSetCookies(r httpResp) map[string]string {
+	out := map[string]string{}
+	for _, c := range r.header.Values("Set-Cookie") {
+		name, _, _ := strings.Cut(c, "=")
+		out[name] = c
+	}
+	return out
+}
+
+// httpBegin is the answer of a security-key begin.
+type httpBegin struct {
+	ChallengeID string          `json:"challengeId"`
+	PublicKey   json.RawMessage `json:"publicKey"`
+}
+
+// TestHTTPSecurityKeyCeremonies: several security-key ceremonies at once
+// in one browser each finish with their challengeId, and a challengeId
+// is of no use in another browser.
+func TestHTTPSecurityKeyCeremonies(t *testing.T) {
+	a := newHTTPApp(t, nil)
+	ctx := t.Context()
+	alice := a.user("alice@example.com")
+	key := webauthntest.NewClient(t, webauthntest.Options{Origin: "https://localhost"})
+	b, err := a.m.BeginKeyRegistration(ctx, alice.ID)
+	require.NoError(t, err)
+	resp, err := key.Create(ctx, b.Options)
+	require.NoError(t, err)
+	dev, err := a.m.FinishKeyRegistration(ctx, b.ChallengeID, resp, "Blue key")
+	require.NoError(t, err)
+
+	begin := func(hc *http.Client) (httpBegin, json.RawMessage) {
+		t.Helper()
+		var b httpBegin
+		a.doIn(hc, alice, "POST", "/verify/key/begin", nil).decode(t, http.StatusOK, &b)
+		require.NotEmpty(t, b.ChallengeID)
+		assertion, err := key.Get(ctx, b.PublicKey)
+		require.NoError(t, err)
+		return b, assertion
+	}
+	finish := func(hc *http.Client, id string, assertion json.RawMessage) httpResp {
+		t.Helper()
+		return a.doIn(hc, alice, "POST", "/verify/key/finish", map[string]any{"challengeId": id, "credential": assertion})
+	}
+
+	t.Run("interleaved", func(t *testing.T) {
+		tab1, as1 := begin(a.hc)
+		tab2, as2 := begin(a.hc) // replaces the ceremony cookie
+		var out struct{ Verification mfa.VerificationJSON }
+		r := finish(a.hc, tab1.ChallengeID, as1)
+		r.decode(t, http.StatusOK, &out)
+		assert.Equal(t, dev.ID, out.Verification.DeviceID)
+		assert.NotContains(t, httpSetCookies(r), "mfa_ceremony", "the cookie names the other tab's ceremony: it stays")
+		r = finish(a.hc, tab2.ChallengeID, as2)
+		r.decode(t, http.StatusOK, &out)
+		assert.Contains(t, httpSetCookies(r)["mfa_ceremony"], "Max-Age=0", "the cookie's ceremony is over")
+		finish(a.hc, tab1.ChallengeID, as1).fails(t, http.StatusBadRequest, "challenge_unknown")
+	})
+	t.Run("another browser", func(t *testing.T) {
+		b, assertion := begin(a.hc)
+		for _, hc := range []*http.Client{a.browser(), {}} { // bound elsewhere, and not at all
+			if hc.Jar != nil {
+				begin(hc) // the other browser has a binding of its own
+			}
+			finish(hc, b.ChallengeID, assertion).fails(t, http.StatusBadRequest, "challenge_unknown")
+		}
+		// The replay used the challenge up.
+		finish(a.hc, b.ChallengeID, assertion).fails(t, http.StatusBadRequest, "challenge_unknown")
+	})
+	t.Run("cookie fallback", func(t *testing.T) {
+		_, assertion := begin(a.hc)
+		a.do(alice, "POST", "/verify/key/finish", map[string]any{"credential": assertion}).decode(t, http.StatusOK, nil)
+	})
+}
+
+// TestHTTPKeyRegistration registers security keys through /keys/begin
+// and /keys/finish.
+func TestHTTPKeyRegistration(t *testing.T) {
+	a := newHTTPApp(t, nil)
+	ctx := t.Context()
+	alice, bob := a.user("alice@example.com"), a.user("bob@example.com")
+	newKey := func() *webauthntest.Client {
+		return webauthntest.NewClient(t, webauthntest.Options{Origin: "https://localhost"})
+	}
+	begin := func(hc *http.Client, u *webauthn.User, key *webauthntest.Client) (httpBegin, json.RawMessage) {
+		t.Helper()
+		var b httpBegin
+		r := a.doIn(hc, u, "POST", "/keys/begin", nil)
+		r.decode(t, http.StatusOK, &b)
+		require.NotEmpty(t, b.ChallengeID)
+		assert.NotContains(t, httpSetCookies(r), "mfa_ceremony", "registration needs challengeId: no ceremony cookie")
+		resp, err := key.Create(ctx, b.PublicKey)
+		require.NoError(t, err)
+		return b, resp
+	}
+	finish := func(hc *http.Client, u *webauthn.User, id, name string, resp json.RawMessage) httpResp {
+		t.Helper()
+		return a.doIn(hc, u, "POST", "/keys/finish", map[string]any{"challengeId": id, "name": name, "credential": resp})
+	}
+
+	// Two registrations at once in one browser, finished in the other
+	// order.
+	k1, k2 := newKey(), newKey()
+	b1, r1 := begin(a.hc, alice, k1)
+	b2, r2 := begin(a.hc, alice, k2)
+	var d2, d1 struct{ Device mfa.DeviceJSON }
+	finish(a.hc, alice, b2.ChallengeID, "", r2).decode(t, http.StatusCreated, &d2)
+	finish(a.hc, alice, b1.ChallengeID, "Blue key", r1).decode(t, http.StatusCreated, &d1)
+	assert.Equal(t, mfa.DeviceJSON{ID: d1.Device.ID, Type: mfa.SecurityKey, Name: "Blue key", Created: httpStart, Active: true}, d1.Device)
+	assert.Equal(t, mfa.DefaultKeyName, d2.Device.Name)
+	ds, f := a.devices(t, alice)
+	assert.Len(t, ds, 2)
+	assert.Equal(t, 2, f.SecurityKeys)
+	finish(a.hc, alice, b1.ChallengeID, "Again", r1).fails(t, http.StatusBadRequest, "challenge_unknown")
+
+	// The new key passes as the second factor.
+	var vb httpBegin
+	a.do(alice, "POST", "/verify/key/begin", nil).decode(t, http.StatusOK, &vb)
+	assertion, err := k1.Get(ctx, vb.PublicKey)
+	require.NoError(t, err)
+	a.do(alice, "POST", "/verify/key/finish", map[string]any{"challengeId": vb.ChallengeID, "credential": json.RawMessage(assertion)}).
+		decode(t, http.StatusOK, nil)
+
+	for _, tc := range []struct {
+		name string
+		hc   *http.Client
+		user *webauthn.User
+	}{
+		{"another browser", a.browser(), alice},
+		{"another account in the same browser", a.hc, bob},
+		{"no cookies", &http.Client{}, alice},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			b, resp := begin(a.hc, alice, newKey())
+			if tc.hc.Jar != nil && tc.hc != a.hc {
+				begin(tc.hc, tc.user, newKey()) // a binding of its own
+			}
+			finish(tc.hc, tc.user, b.ChallengeID, "Stolen", resp).fails(t, http.StatusBadRequest, "challenge_unknown")
+			// The refused finish used the challenge up.
+			finish(a.hc, alice, b.ChallengeID, "Mine", resp).fails(t, http.StatusBadRequest, "challenge_unknown")
+		})
+	}
+	ds, _ = a.devices(t, alice)
+	assert.Len(t, ds, 2, "no key was added by a refused finish")
+	ds, _ = a.devices(t, bob)
+	assert.Empty(t, ds)
+
+	_, resp := begin(a.hc, alice, newKey())
+	a.do(alice, "POST", "/keys/finish", map[string]any{"name": "No ID", "credential": resp}).fails(t, http.StatusBadRequest, "challenge_unknown")
+	a.do(alice, "POST", "/keys/finish", `{"challengeId":"x"}`).fails(t, http.StatusBadRequest, "invalid_request")
+	a.do(alice, "POST", "/keys/finish", `{"challengeId":"x","credential":{},"extra":1}`).fails(t, http.StatusBadRequest, "invalid_request")
+	a.do(nil, "POST", "/keys/begin", nil).fails(t, http.StatusUnauthorized, "unauthenticated")
+	a.do(alice, "GET", "/keys/begin", nil).fails(t, http.StatusMethodNotAllowed, "method_not_allowed")
+}
+
+// TestHTTPCookiePathDerived: without HandlerConfig.CookiePath, the
+// cookies' Path is where the handler is mounted.
+func TestHTTPCookiePathDerived(t *testing.T) {
+	a := newHTTPApp(t, func(c *mfa.HandlerConfig) { c.CookiePath = "" })
+	alice := a.user("alice@example.com")
+	r := a.do(alice, "POST", "/keys/begin", nil)
+	r.decode(t, http.StatusOK, nil)
+	assert.Contains(t, httpSetCookies(r)["mfa_binding"], "Path=/mfa/")
 }
 
 func TestHTTPHookErrors(t *testing.T) {

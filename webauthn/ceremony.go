@@ -419,7 +419,7 @@ func (rp *RelyingParty) BeginDiscoverableLogin(ctx context.Context) (*Begin, err
 		return nil, fmt.Errorf("webauthn: building request options: %v", err)
 	}
 	if rp.tokenKey != nil {
-		return rp.beginToken(challenge, assertion.Response)
+		return rp.beginToken(challenge, sessionBinding(ctx), assertion.Response)
 	}
 	return rp.saveChallenge(ctx, CeremonyDiscoverable, challenge, nil, &sessionEnvelope{Session: *session}, assertion.Response)
 }

@@ -85,7 +85,7 @@
 //	malformed_response         400     ErrMalformedResponse
 //	wrong_type                 400     ErrWrongType
 //	challenge_mismatch         400     ErrChallengeMismatch
-//	challenge_unknown          400     ErrChallengeUnknown (also: no ceremony cookie)
+//	challenge_unknown          400     ErrChallengeUnknown (also: no challengeId nor ceremony cookie, or another browser's)
 //	challenge_expired          400     ErrExpired
 //	origin_mismatch            400     ErrOrigin
 //	rp_id_mismatch             400     ErrRPIDHash
@@ -113,6 +113,7 @@
 //	credential_exists          409     ErrCredentialExists
 //	credential_limit           409     ErrLimit
 //	user_exists                409     ErrUserExists
+//	signed_in                  409     a sign-up (/register/begin with a name) while someone is signed in
 //	request_too_large          413     body over HandlerConfig.MaxBodyBytes
 //	unsupported_media_type     415     a POST not marked application/json in UTF-8
 //	too_many_ceremonies        429     ErrTooManyCeremonies

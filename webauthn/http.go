@@ -10,6 +10,7 @@ import (
 	"io"
 	"mime"
 	"net/http"
+	"net/url"
 	"strings"
 	"time"
 	"unicode/utf8"
@@ -25,6 +26,13 @@ const DefaultMaxBodyBytes = 64 << 10
 // DefaultCookieName is the ceremony cookie's name when
 // HandlerConfig.CookieName is empty.
 const DefaultCookieName = "webauthn_ceremony"
+
+// DefaultBindingCookieName is the binding cookie's name when
+// HandlerConfig.BindingCookieName is empty.
+const DefaultBindingCookieName = "webauthn_binding"
+
+// bindingLen is the number of random bytes of a binding cookie.
+const bindingLen = 32
 
 // HandlerConfig configures the HTTP API of [RelyingParty.Handler].
 // CurrentUser and OnLogin are required; the zero value of every other
@@ -47,10 +55,19 @@ type HandlerConfig struct {
 	// DefaultMaxBodyBytes (64 KiB).
 	MaxBodyBytes int64
 	// CookieName names the cookie that carries the ceremony's challenge ID
-	// from begin to finish. Empty means DefaultCookieName.
+	// from begin to finish for a client that does not send it back in the
+	// finish body. Empty means DefaultCookieName.
 	CookieName string
-	// CookiePath is the cookie's Path: where the handler is mounted. Empty
-	// means "/".
+	// BindingCookieName names the cookie that binds ceremonies to the
+	// browser (see Handler). Empty means DefaultBindingCookieName.
+	BindingCookieName string
+	// CookiePath is the Path of both cookies: where the handler is
+	// mounted. Empty means the handler works it out from each request,
+	// as the request's path (r.RequestURI) less the route's (r.URL.Path,
+	// which http.StripPrefix shortened): mounted with
+	// http.StripPrefix("/webauthn", h), it is "/webauthn/"; "/" when the
+	// two do not end alike (a handler that rewrites r.URL.Path in other
+	// ways should set it).
 	CookiePath string
 	// OnError, if not nil, is told about every error that becomes a 500
 	// response (the response itself says only "internal error").
@@ -143,6 +160,7 @@ var (
 	errTooLarge        = errors.New("webauthn: request body too large")
 	errMediaType       = errors.New("webauthn: request body is not application/json in UTF-8")
 	errCrossOrigin     = errors.New("webauthn: cross-origin request refused")
+	errSignedIn        = errors.New("webauthn: someone is signed in")
 )
 
 var httpErrors = []struct {
@@ -156,6 +174,7 @@ var httpErrors = []struct {
 	{errTooLarge, "request_too_large", http.StatusRequestEntityTooLarge},
 	{errMediaType, "unsupported_media_type", http.StatusUnsupportedMediaType},
 	{errCrossOrigin, "cross_origin", http.StatusForbidden},
+	{errSignedIn, "signed_in", http.StatusConflict},
 }
 
 // codeStatus is the HTTP status of each code of ErrorCode that is not
@@ -211,6 +230,7 @@ var codeMessage = map[string]string{
 	"sign_count_regression":     "This security key may have been copied; it has been flagged for an administrator.",
 	"bad_signature":             "The security key's signature is not valid.",
 	"cross_origin":              "Requests from other sites are not allowed.",
+	"signed_in":                 "You are signed in: sign out to create another account, or add the key to this one.",
 	"credential_unknown":        "This security key is not registered.",
 	"user_unknown":              "No account has this name.",
 	"no_credentials":            "This account has no security key to sign in with.",
@@ -242,27 +262,52 @@ func httpStatus(err error) (string, int) {
 // Handler returns the HTTP API for the relying party: JSON in and out,
 // for a page that calls navigator.credentials.create() and get() (or for
 // [github.com/fidokit/fidokit/webauthn/webauthntest]). Mount it under a
-// prefix with http.StripPrefix and set CookiePath to the prefix. Routes:
+// prefix with http.StripPrefix; the cookies' Path follows (see
+// HandlerConfig.CookiePath). Routes:
 //
-//	POST   /register/begin         {"name","displayName"} for a sign-up, or {} (or no body) for the signed-in user
-//	                               → 200 {"publicKey": PublicKeyCredentialCreationOptionsJSON}
-//	POST   /register/finish        {"name": key name, "credential": RegistrationResponseJSON}
+//	POST   /register/begin         {"name","displayName"}: the new account's, for a sign-up when nobody is signed in;
+//	                               or {} (or no body) to add a key to the signed-in user's account
+//	                               → 200 {"challengeId", "publicKey": PublicKeyCredentialCreationOptionsJSON}
+//	POST   /register/finish        {"challengeId", "keyName": what the person calls the key, "credential": RegistrationResponseJSON}
 //	                               → 201 {"user": UserJSON, "key": KeyJSON}
-//	POST   /login/begin            {"name": user name}, or {} (or no body) for a discoverable sign-in
-//	                               → 200 {"publicKey": PublicKeyCredentialRequestOptionsJSON}
-//	POST   /login/finish           {"credential": AuthenticationResponseJSON}
+//	POST   /login/begin            {"name": the account's name}, or {} (or no body) for a discoverable sign-in
+//	                               → 200 {"challengeId", "publicKey": PublicKeyCredentialRequestOptionsJSON}
+//	POST   /login/finish           {"challengeId", "credential": AuthenticationResponseJSON}
 //	                               → 200 {"user": UserJSON, "key": KeyJSON}
 //	GET    /keys                   → 200 {"keys": [KeyJSON, ...]}
-//	POST   /keys/{id}/rename       {"name": key name} → 200 {"key": KeyJSON}
+//	POST   /keys/{id}/rename       {"keyName"} → 200 {"key": KeyJSON}
 //	POST   /keys/{id}/deactivate   → 200 {"key": KeyJSON}
 //	POST   /keys/{id}/reactivate   → 200 {"key": KeyJSON}
 //	DELETE /keys/{id}              → 204
 //
-// A begin sets the ceremony cookie (HttpOnly, Secure, SameSite=Strict,
-// Max-Age the challenge timeout) and the matching finish reads and clears
-// it; a registration finished in another session than it began in
-// (someone signed in or out in between) fails with challenge_unknown. /keys routes and adding a
-// key need a signed-in user (HandlerConfig.CurrentUser), or 401.
+// In request bodies "name" and "displayName" are always the account's
+// and "keyName" the key's. (Older clients sent the key's name as "name"
+// to /register/finish and /keys/{id}/rename; it is still accepted there,
+// but not together with "keyName".) A /register/begin with a name while
+// someone is signed in is refused with 409 signed_in: it would add the
+// key to the signed-in account, not create the named one.
+//
+// # Ceremonies
+//
+// A begin answers the ceremony's challengeId, and its finish takes it
+// back in the body, so that several ceremonies run at once in one
+// browser (two tabs, or a conditional-UI sign-in waiting beside a
+// registration). Every ceremony is bound to the browser that began it
+// ([WithSessionBinding]): a begin sets the binding cookie if the browser
+// has none (HttpOnly, Secure, SameSite=Strict, 32 random bytes, for the
+// browser session), the challenge keeps its hash, and a finish without
+// the same cookie fails with challenge_unknown, so a challengeId is of no
+// use in another browser. A begin also sets the ceremony cookie
+// (HttpOnly, Secure, SameSite=Strict, Max-Age the challenge timeout) to
+// the challengeId, for clients that do not send challengeId: a finish
+// without one uses the cookie's, and a finish clears the cookie when it
+// used its challenge. Such clients run one ceremony at a time per
+// browser: a second begin replaces the first's cookie.
+//
+// A registration finished in another session than it began in (someone
+// signed in or out in between) fails with challenge_unknown. /keys
+// routes and adding a key need a signed-in user
+// (HandlerConfig.CurrentUser), or 401.
 //
 // The handler is safe for concurrent use, as are the hooks it calls if
 // the application's are.
@@ -307,8 +352,11 @@ func (rp *RelyingParty) Handler(cfg HandlerConfig) (http.Handler, error) {
 	if cfg.CookieName == "" {
 		cfg.CookieName = DefaultCookieName
 	}
-	if cfg.CookiePath == "" {
-		cfg.CookiePath = "/"
+	if cfg.BindingCookieName == "" {
+		cfg.BindingCookieName = DefaultBindingCookieName
+	}
+	if cfg.BindingCookieName == cfg.CookieName {
+		return nil, fmt.Errorf("webauthn: HandlerConfig.BindingCookieName and CookieName are both %q", cfg.CookieName)
 	}
 	h := &handler{rp: rp, cfg: cfg, mux: http.NewServeMux()}
 	cop := http.NewCrossOriginProtection()
@@ -540,32 +588,112 @@ func (h *handler) requireUser(r *http.Request) ([]byte, error) {
 	return id, err
 }
 
-// setCeremony hands the challenge ID to the browser and writes the
-// options.
-func (h *handler) setCeremony(w http.ResponseWriter, b *Begin) {
+// cookiePath is the Path of the handler's cookies for r:
+// HandlerConfig.CookiePath, or where the handler is mounted.
+func (h *handler) cookiePath(r *http.Request) string {
+	if h.cfg.CookiePath != "" {
+		return h.cfg.CookiePath
+	}
+	return mountPath(r)
+}
+
+// mountPath is the path the handler serving r is mounted under, with a
+// trailing slash: r.RequestURI's path less r.URL's, which
+// http.StripPrefix shortened; "/" if that cannot be told.
+func mountPath(r *http.Request) string {
+	u, err := url.ParseRequestURI(r.RequestURI)
+	if err != nil {
+		return "/"
+	}
+	full, route := u.EscapedPath(), r.URL.EscapedPath()
+	if route == "" || !strings.HasSuffix(full, route) {
+		return "/"
+	}
+	prefix := strings.TrimSuffix(full[:len(full)-len(route)], "/")
+	// A cookie's Path holds no ';' and no control characters.
+	if strings.ContainsFunc(prefix, func(c rune) bool { return c == ';' || c < 0x20 || c == 0x7f }) {
+		return "/"
+	}
+	return prefix + "/"
+}
+
+// binding returns the browser's binding cookie, setting a new one on w if
+// r has none.
+func (h *handler) binding(w http.ResponseWriter, r *http.Request) ([]byte, error) {
+	if b := h.readBinding(r); b != nil {
+		return b, nil
+	}
+	b, err := h.rp.random(bindingLen)
+	if err != nil {
+		return nil, err
+	}
+	http.SetCookie(w, &http.Cookie{
+		Name:     h.cfg.BindingCookieName,
+		Value:    b64(b),
+		Path:     h.cookiePath(r),
+		HttpOnly: true,
+		Secure:   true,
+		SameSite: http.SameSiteStrictMode,
+	})
+	return b, nil
+}
+
+// readBinding returns r's binding cookie, or nil.
+func (h *handler) readBinding(r *http.Request) []byte {
+	c, err := r.Cookie(h.cfg.BindingCookieName)
+	if err != nil {
+		return nil
+	}
+	b, err := base64.RawURLEncoding.DecodeString(c.Value)
+	if err != nil || len(b) != bindingLen {
+		return nil
+	}
+	return b
+}
+
+// boundContext is r's context bound to the browser's binding cookie
+// (none, if it has none: a ceremony begun under one then fails).
+func (h *handler) boundContext(r *http.Request) context.Context {
+	return WithSessionBinding(r.Context(), h.readBinding(r))
+}
+
+// setCeremony hands the challenge ID to the browser, in the answer and in
+// the ceremony cookie, and writes the options.
+func (h *handler) setCeremony(w http.ResponseWriter, r *http.Request, b *Begin) {
 	http.SetCookie(w, &http.Cookie{
 		Name:     h.cfg.CookieName,
 		Value:    b.ChallengeID,
-		Path:     h.cfg.CookiePath,
+		Path:     h.cookiePath(r),
 		MaxAge:   int((h.rp.timeout + time.Second - 1) / time.Second),
 		HttpOnly: true,
 		Secure:   true,
 		SameSite: http.SameSiteStrictMode,
 	})
-	writeJSON(w, http.StatusOK, map[string]json.RawMessage{"publicKey": b.Options})
+	writeJSON(w, http.StatusOK, struct {
+		ChallengeID string          `json:"challengeId"`
+		PublicKey   json.RawMessage `json:"publicKey"`
+	}{b.ChallengeID, b.Options})
 }
 
-// takeCeremony reads the challenge ID and clears the cookie: the finish
-// uses the challenge up whatever happens.
-func (h *handler) takeCeremony(w http.ResponseWriter, r *http.Request) string {
-	var id string
+// takeCeremony returns the challenge ID: fromBody, the finish body's
+// challengeId, if not empty, or else the ceremony cookie's. It clears the
+// cookie if it named that challenge, which the finish uses up whatever
+// happens; a cookie naming another tab's ceremony stays.
+func (h *handler) takeCeremony(w http.ResponseWriter, r *http.Request, fromBody string) string {
+	var cookie string
 	if c, err := r.Cookie(h.cfg.CookieName); err == nil {
-		id = c.Value
+		cookie = c.Value
 	}
-	http.SetCookie(w, &http.Cookie{
-		Name: h.cfg.CookieName, Value: "", Path: h.cfg.CookiePath, MaxAge: -1,
-		HttpOnly: true, Secure: true, SameSite: http.SameSiteStrictMode,
-	})
+	id := fromBody
+	if id == "" {
+		id = cookie
+	}
+	if cookie != "" && cookie == id {
+		http.SetCookie(w, &http.Cookie{
+			Name: h.cfg.CookieName, Value: "", Path: h.cookiePath(r), MaxAge: -1,
+			HttpOnly: true, Secure: true, SameSite: http.SameSiteStrictMode,
+		})
+	}
 	return id
 }
 
@@ -581,19 +709,29 @@ func (h *handler) registerBegin(w http.ResponseWriter, r *http.Request) error {
 	if err := h.readJSON(w, r, &req, true); err != nil {
 		return err
 	}
-	var b *Begin
 	switch {
-	case cur != nil:
-		b, err = h.rp.BeginRegistration(r.Context(), cur)
-	case !h.cfg.AllowSignup:
+	case cur != nil && (req.Name != "" || req.DisplayName != ""):
+		// A sign-up while signed in would add the key to the signed-in
+		// account under the other name's nose.
+		return fmt.Errorf("%w: a sign-up (name %q) while signed in", errSignedIn, req.Name)
+	case cur == nil && !h.cfg.AllowSignup:
 		return fmt.Errorf("%w: sign in to add a key", errUnauthenticated)
-	default:
-		b, err = h.rp.BeginSignup(r.Context(), req.Name, req.DisplayName)
+	}
+	bind, err := h.binding(w, r)
+	if err != nil {
+		return err
+	}
+	ctx := WithSessionBinding(r.Context(), bind)
+	var b *Begin
+	if cur != nil {
+		b, err = h.rp.BeginRegistration(ctx, cur)
+	} else {
+		b, err = h.rp.BeginSignup(ctx, req.Name, req.DisplayName)
 	}
 	if err != nil {
 		return err
 	}
-	h.setCeremony(w, b)
+	h.setCeremony(w, r, b)
 	return nil
 }
 
@@ -603,14 +741,20 @@ func (h *handler) registerFinish(w http.ResponseWriter, r *http.Request) error {
 		return err
 	}
 	var req struct {
-		Name       string          `json:"name"`
-		Credential json.RawMessage `json:"credential"`
+		ChallengeID string          `json:"challengeId"`
+		KeyName     *string         `json:"keyName"`
+		Name        *string         `json:"name"` // the key's: what keyName was called before
+		Credential  json.RawMessage `json:"credential"`
 	}
-	id := h.takeCeremony(w, r)
 	if err := h.readJSON(w, r, &req, false); err != nil {
 		return err
 	}
-	if len(req.Credential) == 0 {
+	keyName, err := keyNameOf(req.KeyName, req.Name)
+	if err != nil {
+		return err
+	}
+	id := h.takeCeremony(w, r, req.ChallengeID)
+	if len(req.Credential) == 0 || string(req.Credential) == "null" {
 		return fmt.Errorf("%w: no credential", ErrInvalidRequest)
 	}
 	bind := func(userID []byte, signup bool) bool {
@@ -619,7 +763,7 @@ func (h *handler) registerFinish(w http.ResponseWriter, r *http.Request) error {
 		}
 		return cur != nil && bytes.Equal(cur, userID)
 	}
-	u, c, err := h.rp.finishRegistration(r.Context(), id, req.Credential, req.Name, bind)
+	u, c, err := h.rp.finishRegistration(h.boundContext(r), id, req.Credential, keyName, bind)
 	if err != nil {
 		return err
 	}
@@ -632,6 +776,20 @@ func (h *handler) registerFinish(w http.ResponseWriter, r *http.Request) error {
 	return nil
 }
 
+// keyNameOf is the key name of a body with keyName and, from older
+// clients, name for the same thing; nil if neither is set.
+func keyNameOf(keyName, name *string) (string, error) {
+	switch {
+	case keyName != nil && name != nil:
+		return "", fmt.Errorf("%w: both keyName and name (the older spelling of keyName)", ErrInvalidRequest)
+	case keyName != nil:
+		return *keyName, nil
+	case name != nil:
+		return *name, nil
+	}
+	return "", nil
+}
+
 func (h *handler) loginBegin(w http.ResponseWriter, r *http.Request) error {
 	var req struct {
 		Name string `json:"name"`
@@ -639,37 +797,40 @@ func (h *handler) loginBegin(w http.ResponseWriter, r *http.Request) error {
 	if err := h.readJSON(w, r, &req, true); err != nil {
 		return err
 	}
-	var (
-		b   *Begin
-		err error
-	)
+	bind, err := h.binding(w, r)
+	if err != nil {
+		return err
+	}
+	ctx := WithSessionBinding(r.Context(), bind)
+	var b *Begin
 	if req.Name == "" {
-		b, err = h.rp.BeginDiscoverableLogin(r.Context())
+		b, err = h.rp.BeginDiscoverableLogin(ctx)
 	} else {
 		var u *User
-		if u, err = h.rp.UserByName(r.Context(), req.Name); err == nil {
-			b, err = h.rp.BeginLogin(r.Context(), u.ID)
+		if u, err = h.rp.UserByName(ctx, req.Name); err == nil {
+			b, err = h.rp.BeginLogin(ctx, u.ID)
 		}
 	}
 	if err != nil {
 		return err
 	}
-	h.setCeremony(w, b)
+	h.setCeremony(w, r, b)
 	return nil
 }
 
 func (h *handler) loginFinish(w http.ResponseWriter, r *http.Request) error {
 	var req struct {
-		Credential json.RawMessage `json:"credential"`
+		ChallengeID string          `json:"challengeId"`
+		Credential  json.RawMessage `json:"credential"`
 	}
-	id := h.takeCeremony(w, r)
 	if err := h.readJSON(w, r, &req, false); err != nil {
 		return err
 	}
-	if len(req.Credential) == 0 {
+	id := h.takeCeremony(w, r, req.ChallengeID)
+	if len(req.Credential) == 0 || string(req.Credential) == "null" {
 		return fmt.Errorf("%w: no credential", ErrInvalidRequest)
 	}
-	u, c, err := h.rp.FinishLogin(r.Context(), id, req.Credential)
+	u, c, err := h.rp.FinishLogin(h.boundContext(r), id, req.Credential)
 	if err != nil {
 		return err
 	}
@@ -726,15 +887,20 @@ func (h *handler) renameKey(w http.ResponseWriter, r *http.Request) error {
 		return err
 	}
 	var req struct {
-		Name *string `json:"name"`
+		KeyName *string `json:"keyName"`
+		Name    *string `json:"name"` // what keyName was called before
 	}
 	if err := h.readJSON(w, r, &req, false); err != nil {
 		return err
 	}
-	if req.Name == nil {
-		return fmt.Errorf("%w: no name", ErrInvalidRequest)
+	if req.KeyName == nil && req.Name == nil {
+		return fmt.Errorf("%w: no keyName", ErrInvalidRequest)
 	}
-	if err := h.rp.RenameCredential(r.Context(), userID, credID, *req.Name); err != nil {
+	name, err := keyNameOf(req.KeyName, req.Name)
+	if err != nil {
+		return err
+	}
+	if err := h.rp.RenameCredential(r.Context(), userID, credID, name); err != nil {
 		return err
 	}
 	return h.writeKey(w, r, userID, credID)

@@ -21,14 +21,20 @@ import (
 //	expires (8 bytes, Unix microseconds, big endian) | challenge (32) | tag (32)
 //
 // where tag is HMAC-SHA256 under the key of tokenContext | RPID | 0x00 |
-// expires | challenge. Nothing is stored at Begin; a sign-in that succeeds
+// expires | challenge, or, for a sign-in begun under a session binding
+// (WithSessionBinding), of boundTokenContext | SHA-256(binding) | RPID |
+// 0x00 | expires | challenge: the binding is not in the token, only in
+// its tag, so a token opens only with the binding it was made under. Nothing is stored at Begin; a sign-in that succeeds
 // stores the token as a spent challenge (Store.SaveChallenge with the
 // token as ID), so that a second one with it fails with ErrExists.
 // Stored challenge IDs are base64url without '.', so the two never meet.
 const (
 	tokenPrefix  = "t1."
 	tokenContext = "fidokit webauthn discoverable challenge v1\x00"
-	tokenLen     = 8 + challengeLen + sha256.Size
+	// boundTokenContext is the context of the tag of a token made under
+	// a session binding.
+	boundTokenContext = "fidokit webauthn bound discoverable challenge v1\x00"
+	tokenLen          = 8 + challengeLen + sha256.Size
 	// spentMargin keeps a spent token stored past its expiry, so that a
 	// server whose clock is behind still finds it spent.
 	spentMargin = time.Minute
@@ -36,9 +42,16 @@ const (
 
 func isToken(id string) bool { return strings.HasPrefix(id, tokenPrefix) }
 
-func (rp *RelyingParty) tokenTag(payload []byte) []byte {
+// tokenTag is the tag of payload; binding is the session binding's hash,
+// or nil.
+func (rp *RelyingParty) tokenTag(payload, binding []byte) []byte {
 	mac := hmac.New(sha256.New, rp.tokenKey)
-	mac.Write([]byte(tokenContext))
+	if len(binding) == 0 {
+		mac.Write([]byte(tokenContext))
+	} else {
+		mac.Write([]byte(boundTokenContext))
+		mac.Write(binding) // always sha256.Size bytes
+	}
 	mac.Write([]byte(rp.rpID))
 	mac.Write([]byte{0})
 	mac.Write(payload)
@@ -46,8 +59,9 @@ func (rp *RelyingParty) tokenTag(payload []byte) []byte {
 }
 
 // beginToken is the Begin of a discoverable sign-in under a challenge
-// key: the options for challenge, and a token as the challenge ID.
-func (rp *RelyingParty) beginToken(challenge []byte, options any) (*Begin, error) {
+// key: the options for challenge, and a token as the challenge ID, bound
+// to binding (a session binding's hash, or nil).
+func (rp *RelyingParty) beginToken(challenge, binding []byte, options any) (*Begin, error) {
 	opts, err := json.Marshal(options)
 	if err != nil {
 		return nil, fmt.Errorf("webauthn: encoding options: %w", err)
@@ -55,14 +69,15 @@ func (rp *RelyingParty) beginToken(challenge []byte, options any) (*Begin, error
 	expires := storeTime(rp.now().Add(rp.timeout))
 	payload := binary.BigEndian.AppendUint64(make([]byte, 0, tokenLen), uint64(expires.UnixMicro()))
 	payload = append(payload, challenge...)
-	tok := append(payload, rp.tokenTag(payload)...)
+	tok := append(payload, rp.tokenTag(payload, binding)...)
 	return &Begin{ChallengeID: tokenPrefix + base64.RawURLEncoding.EncodeToString(tok), Options: opts, Expires: expires}, nil
 }
 
 // openToken checks a challenge token and returns the challenge and
 // session it stands for, as takeChallenge does for a stored one. The
 // token is not spent: FinishLogin spends it once the sign-in is verified.
-func (rp *RelyingParty) openToken(id string, want []Ceremony) (*Challenge, *sessionEnvelope, error) {
+// binding is the finishing session's binding hash, or nil.
+func (rp *RelyingParty) openToken(id string, want []Ceremony, binding []byte) (*Challenge, *sessionEnvelope, error) {
 	c := want[0]
 	const step = "challenge"
 	ok := false
@@ -79,7 +94,7 @@ func (rp *RelyingParty) openToken(id string, want []Ceremony) (*Challenge, *sess
 		return nil, nil, reject(c, step, ErrChallengeUnknown, "")
 	}
 	payload, tag := tok[:8+challengeLen], tok[8+challengeLen:]
-	if !hmac.Equal(tag, rp.tokenTag(payload)) {
+	if !hmac.Equal(tag, rp.tokenTag(payload, binding)) {
 		return nil, nil, reject(c, step, ErrChallengeUnknown, "")
 	}
 	c = CeremonyDiscoverable

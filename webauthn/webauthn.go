@@ -328,9 +328,9 @@ type Begin struct {
 	// ChallengeID names the outstanding challenge (or, for a
 	// discoverable sign-in under Config.ChallengeKey, is a token holding
 	// it, of about 100 characters); pass it to the Finish call. Keep it
-	// with the person's browser session (the HTTP handler puts it in a
-	// cookie); it is not a secret of the same rank as a session token,
-	// but it is single-use.
+	// with the person's browser session (the HTTP handler hands it to the
+	// page and binds it to the browser: see WithSessionBinding); it is not
+	// a secret of the same rank as a session token, but it is single-use.
 	ChallengeID string
 	// Options is the WebAuthn JSON serialisation of the options:
 	// PublicKeyCredentialCreationOptionsJSON for a registration,
@@ -349,6 +349,9 @@ type Begin struct {
 type sessionEnvelope struct {
 	Session gowebauthn.SessionData `json:"session"`
 	Signup  *signup                `json:"signup,omitempty"`
+	// Binding is SHA-256 of the session binding the ceremony began
+	// under (WithSessionBinding), or empty.
+	Binding []byte `json:"binding,omitempty"`
 }
 
 // signup is an account to create when its first key registers.
@@ -468,6 +471,7 @@ func (rp *RelyingParty) saveChallenge(ctx context.Context, c Ceremony, challenge
 	if err != nil {
 		return nil, fmt.Errorf("webauthn: encoding options: %w", err)
 	}
+	env.Binding = sessionBinding(ctx)
 	session, err := json.Marshal(env)
 	if err != nil {
 		return nil, fmt.Errorf("webauthn: encoding session: %w", err)
@@ -501,7 +505,7 @@ func (rp *RelyingParty) takeChallenge(ctx context.Context, id string, want ...Ce
 		return nil, nil, reject(c, "challenge", ErrChallengeUnknown, "no challenge ID")
 	}
 	if isToken(id) {
-		return rp.openToken(id, want)
+		return rp.openToken(id, want, sessionBinding(ctx))
 	}
 	ch, err := rp.store.TakeChallenge(ctx, id, rp.now())
 	switch {
@@ -522,6 +526,9 @@ func (rp *RelyingParty) takeChallenge(ctx context.Context, id string, want ...Ce
 	env := new(sessionEnvelope)
 	if err := json.Unmarshal(ch.Session, env); err != nil {
 		return nil, nil, fmt.Errorf("webauthn: decoding stored session of challenge: %w", err)
+	}
+	if !sameBinding(env.Binding, sessionBinding(ctx)) {
+		return nil, nil, reject(c, "challenge", ErrChallengeUnknown, "the challenge was issued to another session")
 	}
 	return ch, env, nil
 }

@@ -232,10 +232,11 @@ func (e *HTTPError) Error() string {
 }
 
 // HTTP is the key used through a relying party's HTTP handler, as a page
-// in a browser would use it. Its HTTP client keeps cookies: the ceremony
-// cookie and whatever session the application sets. Like a browser tab,
-// it runs one ceremony at a time: concurrent ceremonies on one cookie jar
-// overwrite each other's ceremony cookie.
+// in a browser would use it. Its HTTP client keeps cookies: the handler's
+// binding and ceremony cookies and whatever session the application sets.
+// Each ceremony sends its begin answer's challengeId back to the finish,
+// so several may run at once on one cookie jar, as in several tabs of one
+// browser.
 type HTTP struct {
 	c    *Client
 	base string
@@ -308,7 +309,8 @@ func (h *HTTP) Do(ctx context.Context, method, path string, body, out any) error
 }
 
 type beginAnswer struct {
-	PublicKey json.RawMessage `json:"publicKey"`
+	ChallengeID string          `json:"challengeId"`
+	PublicKey   json.RawMessage `json:"publicKey"`
 }
 
 type finishAnswer struct {
@@ -339,7 +341,7 @@ func (h *HTTP) register(ctx context.Context, begin any, keyName string) (*webaut
 		return nil, nil, err
 	}
 	var f finishAnswer
-	if err := h.Do(ctx, "POST", "/register/finish", map[string]any{"name": keyName, "credential": json.RawMessage(resp)}, &f); err != nil {
+	if err := h.Do(ctx, "POST", "/register/finish", map[string]any{"challengeId": b.ChallengeID, "keyName": keyName, "credential": json.RawMessage(resp)}, &f); err != nil {
 		return nil, nil, err
 	}
 	return &f.User, &f.Key, nil
@@ -361,7 +363,7 @@ func (h *HTTP) Login(ctx context.Context, name string) (*webauthn.UserJSON, *web
 		return nil, nil, err
 	}
 	var f finishAnswer
-	if err := h.Do(ctx, "POST", "/login/finish", map[string]any{"credential": json.RawMessage(resp)}, &f); err != nil {
+	if err := h.Do(ctx, "POST", "/login/finish", map[string]any{"challengeId": b.ChallengeID, "credential": json.RawMessage(resp)}, &f); err != nil {
 		return nil, nil, err
 	}
 	return &f.User, &f.Key, nil
@@ -390,7 +392,7 @@ func (h *HTTP) keyOp(ctx context.Context, id, op string, body any) (*webauthn.Ke
 
 // Rename renames one of the signed-in user's keys (id as in KeyJSON.ID).
 func (h *HTTP) Rename(ctx context.Context, id, name string) (*webauthn.KeyJSON, error) {
-	return h.keyOp(ctx, id, "rename", map[string]string{"name": name})
+	return h.keyOp(ctx, id, "rename", map[string]string{"keyName": name})
 }
 
 // Deactivate deactivates one of the signed-in user's keys.

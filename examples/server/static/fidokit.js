@@ -3,11 +3,12 @@
 // Copy this file into your app; it needs no build step and no library.
 // It runs the two WebAuthn ceremonies against JSON endpoints in the style
 // of fidokit's handlers (package webauthn's Handler, package mfa's
-// /verify/key/ routes, or your own):
+// /keys/ and /verify/key/ routes, or your own):
 //
-//   1. POST the begin endpoint; the answer is {"publicKey": options}, plus
-//      {"challengeId": id} when the server hands the challenge ID to the
-//      page instead of keeping it in a cookie;
+//   1. POST the begin endpoint; the answer is {"challengeId": id,
+//      "publicKey": options} (fidokit's handlers bind the ID to this
+//      browser, so that several tabs can each run a ceremony; a server
+//      that keeps it in a cookie instead may leave challengeId out);
 //   2. turn the options JSON into what navigator.credentials wants:
 //      PublicKeyCredential.parseCreationOptionsFromJSON /
 //      parseRequestOptionsFromJSON where the browser has them, base64url by
@@ -15,7 +16,9 @@
 //   3. ask the browser (the person touches the key);
 //   4. POST the finish endpoint {"credential": credential.toJSON(), ...},
 //      with the challengeId back if there was one, and whatever fields the
-//      caller adds (a key name, say).
+//      caller adds: the key's name is "keyName" for package webauthn's
+//      /register/finish, "name" for package mfa's /keys/finish (there it
+//      names the device).
 //
 // Every failure is a FidoError whose code is stable and whose message is
 // a sentence to show the person: the server's error codes
@@ -76,6 +79,7 @@ export const messages = {
   credential_deactivated: "That security key was deactivated. Use another device or a recovery code.",
   credential_wrong_user: "That security key belongs to another account.",
   credential_exists: "That security key is already registered.",
+  signed_in: "You are signed in: sign out to create another account, or add the key to this one.",
   sign_count_regression: "This security key was refused: it may have been copied. Tell your administrator.",
   user_presence_missing: "The security key was not touched. Try again.",
   user_verification_missing: "The security key did not check your PIN or fingerprint. Try again.",
