@@ -13,6 +13,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/stretchr/testify/require"
 	"golang.org/x/crypto/argon2"
 
 	"github.com/fidokit/fidokit/mfa"
@@ -84,9 +85,8 @@ func BenchmarkVerifyTOTP(b *testing.B) {
 			start := time.Now()
 			for i := range b.N {
 				s.nextStep()
-				if _, err := s.m.VerifyTOTP(b.Context(), u.ID, codes[i]); err != nil {
-					b.Fatal(err)
-				}
+				_, err := s.m.VerifyTOTP(b.Context(), u.ID, codes[i])
+				require.NoError(b, err)
 			}
 			b.StopTimer()
 			reportFloor(b, start, floorNs(2000, totpFloor()))
@@ -108,14 +108,12 @@ func BenchmarkVerifyRecoveryCode(b *testing.B) {
 	for i := range b.N {
 		if i%mfa.RecoveryCodeCount == 0 {
 			var err error
-			if set, err = s.m.GenerateRecoveryCodes(b.Context(), u.ID); err != nil {
-				b.Fatal(err)
-			}
+			set, err = s.m.GenerateRecoveryCodes(b.Context(), u.ID)
+			require.NoError(b, err)
 		}
 		start := time.Now()
-		if _, err := s.m.VerifyRecoveryCode(b.Context(), u.ID, set.Codes[i%mfa.RecoveryCodeCount].Reveal()); err != nil {
-			b.Fatal(err)
-		}
+		_, err := s.m.VerifyRecoveryCode(b.Context(), u.ID, set.Codes[i%mfa.RecoveryCodeCount].Reveal())
+		require.NoError(b, err)
 		spent += time.Since(start)
 	}
 	b.StopTimer()
@@ -141,18 +139,13 @@ func BenchmarkSecondFactorKey(b *testing.B) {
 			for range b.N {
 				start := time.Now()
 				begin, err := s.m.BeginSecurityKey(b.Context(), u.ID)
-				if err != nil {
-					b.Fatal(err)
-				}
+				require.NoError(b, err)
 				spent += time.Since(start)
 				resp, err := key.Get(b.Context(), begin.Options)
-				if err != nil {
-					b.Fatal(err)
-				}
+				require.NoError(b, err)
 				start = time.Now()
-				if _, err := s.m.FinishSecurityKey(b.Context(), u.ID, begin.ChallengeID, resp); err != nil {
-					b.Fatal(err)
-				}
+				_, err = s.m.FinishSecurityKey(b.Context(), u.ID, begin.ChallengeID, resp)
+				require.NoError(b, err)
 				spent += time.Since(start)
 			}
 			b.StopTimer()

@@ -9,10 +9,13 @@ import (
 	"log"
 	"net/http"
 	"net/http/httptest"
+	"testing"
 	"time"
 
 	"github.com/pquerna/otp"
 	"github.com/pquerna/otp/totp"
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
 
 	"github.com/fidokit/fidokit/mfa"
 	"github.com/fidokit/fidokit/webauthn"
@@ -148,4 +151,13 @@ func ExampleManager_Require() {
 	fmt.Println(rec.Code, refusal.Error.Code, refusal.Error.MaxAgeSeconds)
 	// Output:
 	// 401 mfa_stale 900
+}
+
+// The examples' set-up gives a fresh account with no device yet, so what
+// they print is what enrolling does.
+func TestExampleSetup(t *testing.T) {
+	m, user := newExampleManager()
+	f, err := m.Factors(t.Context(), user.ID)
+	require.NoError(t, err)
+	assert.False(t, f.Required())
 }

@@ -1,11 +1,17 @@
 package mfa_test
 
 import (
+	"bytes"
 	"context"
 	"crypto/rand"
+	"encoding/csv"
 	"log"
 	"os"
+	"testing"
 	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
 
 	"github.com/fidokit/fidokit/mfa"
 	"github.com/fidokit/fidokit/webauthn"
@@ -79,4 +85,16 @@ func ExampleManager_WriteReportCSV() {
 	// user,user_id,user_creation_time,mfa_active,security_keys,security_key_last_used,authenticator_apps,authenticator_app_last_used,hardware_tokens,hardware_token_last_used,deactivated_devices,recovery_codes_left,administrator,administrator_without_security_key,unused_devices,clone_warning,locked_factors
 	// root@example.com,YWRtaW4tMDE,2026-11-01T09:30:00Z,true,0,N/A,1,N/A,0,N/A,0,0,true,true,0,false,
 	// alice@example.com,dXNlci0wMDE,2026-12-01T07:30:00Z,false,0,N/A,0,N/A,0,N/A,0,9,false,false,0,false,
+}
+
+// The CSV the example prints starts with the documented header, whatever
+// the accounts.
+func TestReportCSVHeader(t *testing.T) {
+	m, _ := newExampleManager()
+	var buf bytes.Buffer
+	require.NoError(t, m.WriteReportCSV(t.Context(), &buf, mfa.ReportOptions{}))
+	rows, err := csv.NewReader(&buf).ReadAll()
+	require.NoError(t, err)
+	require.Len(t, rows, 2, "the header and the example's one account")
+	assert.Equal(t, mfa.ReportColumns(), rows[0])
 }
