@@ -6,16 +6,75 @@ import (
 	"crypto/elliptic"
 	"crypto/rand"
 	"crypto/sha256"
+	"encoding/base64"
+	"fmt"
 	"testing"
+	"time"
+
+	"github.com/stretchr/testify/require"
 
 	"github.com/fidokit/fidokit/fido"
 	"github.com/fidokit/fidokit/fido/virtual"
 )
 
 // The round-trip benchmarks put a number on what the protocol layers cost
-// over the signature itself, which BenchmarkECDSAP256SignVerify measures:
-// "inprocess" is CBOR and CTAPHID framing through an in-memory pipe,
+// over the cryptography the operation cannot do without. Each reports
+// x-floor: its time per operation over that floor's, timed in the same
+// run, since absolute times on shared machines are noise and ratios carry
+// over. "inprocess" is CBOR and CTAPHID framing through an in-memory pipe,
 // "socket" adds the SOCK_SEQPACKET socket, one datagram per 64-byte report.
+
+// floorNs times f over n runs and returns nanoseconds per run.
+func floorNs(n int, f func()) float64 {
+	f() // warm up
+	start := time.Now()
+	for range n {
+		f()
+	}
+	return float64(time.Since(start).Nanoseconds()) / float64(n)
+}
+
+// reportFloor reports the benchmark's time per operation since start over
+// floor nanoseconds as x-floor.
+func reportFloor(b *testing.B, start time.Time, floor float64) {
+	b.Helper()
+	per := float64(time.Since(start).Nanoseconds()) / float64(b.N)
+	b.ReportMetric(per/floor, "x-floor")
+}
+
+// signFloor is what an assertion cannot do without: SHA-256 over the
+// authenticator data and client data hash, and one P-256 signature.
+func signFloor() func() {
+	priv, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		panic(err)
+	}
+	var msg [37 + 32]byte
+	return func() {
+		h := sha256.Sum256(msg[:])
+		if _, err := ecdsa.SignASN1(rand.Reader, priv, h[:]); err != nil {
+			panic(err)
+		}
+	}
+}
+
+// ceremonyFloor is what a registration and a sign-in through a WebAuthn
+// client cannot do without: a new P-256 credential key, and for each of
+// the two ceremonies SHA-256 of the client data, SHA-256 of the signed
+// data and one P-256 signature (self attestation, then the assertion).
+func ceremonyFloor() func() {
+	sign := signFloor()
+	cdj := make([]byte, 120)
+	return func() {
+		if _, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader); err != nil {
+			panic(err)
+		}
+		for range 2 {
+			sha256.Sum256(cdj)
+			sign()
+		}
+	}
+}
 
 func benchDevice(b *testing.B, tr transport) *fido.Device {
 	b.Helper()
@@ -47,25 +106,92 @@ func BenchmarkMakeCredential(b *testing.B) {
 	}
 }
 
+// BenchmarkGetAssertion is one ES256 assertion for a known credential,
+// against the floor of one SHA-256 and one P-256 signature.
 func BenchmarkGetAssertion(b *testing.B) {
 	for _, tr := range transports {
 		b.Run(tr.name, func(b *testing.B) {
 			dev := benchDevice(b, tr)
 			ctx := context.Background()
 			att, err := dev.MakeCredential(ctx, benchMakeCredentialRequest())
-			if err != nil {
-				b.Fatal(err)
-			}
+			require.NoError(b, err)
 			hash := sha256.Sum256([]byte("client data"))
 			req := &fido.GetAssertionRequest{RPID: testRPID, ClientDataHash: hash[:], AllowList: [][]byte{att.CredentialID}}
+			floor := floorNs(1000, signFloor())
 			b.ReportAllocs()
-			for b.Loop() {
+			b.ResetTimer()
+			start := time.Now()
+			for range b.N {
 				if _, err := dev.GetAssertion(ctx, req); err != nil {
 					b.Fatal(err)
 				}
 			}
+			b.StopTimer()
+			reportFloor(b, start, floor)
 		})
 	}
+}
+
+// BenchmarkCeremony is a registration and a sign-in through a
+// WebAuthnClient, options JSON in and response JSON out, as a browser
+// would run them, against ceremonyFloor.
+func BenchmarkCeremony(b *testing.B) {
+	for _, tr := range transports {
+		b.Run(tr.name, func(b *testing.B) {
+			c := &fido.WebAuthnClient{Authenticator: benchDevice(b, tr), Origin: testOrigin}
+			ctx := context.Background()
+			challenge := base64.RawURLEncoding.EncodeToString(make([]byte, 32))
+			create := []byte(fmt.Sprintf(`{"publicKey":{"rp":{"id":%q,"name":"Example"},`+
+				`"user":{"id":"aWQtYWxpY2U","name":"alice","displayName":"Alice"},"challenge":%q,`+
+				`"pubKeyCredParams":[{"type":"public-key","alg":-7}],"timeout":60000,`+
+				`"authenticatorSelection":{"residentKey":"discouraged","userVerification":"discouraged"},`+
+				`"attestation":"none"}}`, testRPID, challenge))
+			get := func(id string) []byte {
+				return []byte(fmt.Sprintf(`{"publicKey":{"challenge":%q,"timeout":60000,"rpId":%q,`+
+					`"allowCredentials":[{"type":"public-key","id":%q}],"userVerification":"discouraged"}}`,
+					challenge, testRPID, id))
+			}
+			// A first ceremony checks the options and warms the device's
+			// cached getInfo.
+			reg, err := c.Create(ctx, create)
+			require.NoError(b, err)
+			_, err = c.Get(ctx, get(credentialID(b, reg)))
+			require.NoError(b, err)
+			floor := floorNs(300, ceremonyFloor())
+			b.ReportAllocs()
+			b.ResetTimer()
+			start := time.Now()
+			for range b.N {
+				reg, err := c.Create(ctx, create)
+				if err != nil {
+					b.Fatal(err)
+				}
+				if _, err := c.Get(ctx, get(credentialID(b, reg))); err != nil {
+					b.Fatal(err)
+				}
+			}
+			b.StopTimer()
+			reportFloor(b, start, floor)
+		})
+	}
+}
+
+// credentialID finds the "id" member at the start of a
+// RegistrationResponseJSON without a JSON decoder, so that the benchmark
+// times the client rather than its own parsing.
+func credentialID(b *testing.B, reg []byte) string {
+	const prefix = `{"id":"`
+	if len(reg) < len(prefix) || string(reg[:len(prefix)]) != prefix {
+		b.Fatalf("registration response starts %.20q", reg)
+	}
+	rest := reg[len(prefix):]
+	for i, c := range rest {
+		if c == '"' {
+			return string(rest[:i])
+		}
+	}
+	b.Fatal("registration response id unterminated")
+	return ""
 }
 
 // BenchmarkGetAssertionPIN is GetAssertion with user verification by PIN
