@@ -195,7 +195,7 @@ func (k *Key) credentialResponse(id []byte) (*ctap.CredMgmtResponse, ctap.Status
 		return nil, ctap.StatusNoCredentials // deleted since the enumeration began
 	}
 	c := &k.st.Credentials[i]
-	signer, err := signerFromRaw(c.Alg, c.PrivateKey)
+	signer, err := k.signers.get(c.Alg, c.PrivateKey)
 	if err != nil {
 		return nil, ctap.StatusOther
 	}

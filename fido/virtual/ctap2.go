@@ -539,6 +539,8 @@ func (k *Key) makeCredential(ctx context.Context, params []byte, status func(byt
 	if err != nil {
 		return statusOnly(ctap.StatusOther)
 	}
+	// The first assertion will not parse the key again.
+	k.signers.add(alg, raw, signer)
 	cose, err := ctap.MarshalPublicKey(signer.Public())
 	if err != nil {
 		return statusOnly(ctap.StatusOther)
@@ -788,7 +790,7 @@ func (k *Key) getAssertion(ctx context.Context, params []byte, status func(byte)
 // name and display name go with user.id. The caller holds k.mu.
 func (k *Key) assert(c candidate, rpIDHash [32]byte, hash []byte, flags ctap.AuthDataFlags, ext *gaExtensions,
 	count int, severalAccounts bool) []byte {
-	signer, err := signerFromRaw(c.alg, c.priv)
+	signer, err := k.signers.get(c.alg, c.priv)
 	if err != nil {
 		return statusOnly(ctap.StatusOther)
 	}
@@ -927,6 +929,7 @@ func (k *Key) reset(ctx context.Context, status func(byte)) []byte {
 		return statusOnly(ctap.StatusOther)
 	}
 	k.wrapper = w
+	k.signers.clear()
 	k.hosts = nil // every host's getNextAssertion and enumeration state is of credentials now gone
 	k.blobWrite = nil
 	if err := k.powerUpPinUvAuth(); err != nil {

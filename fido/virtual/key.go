@@ -316,6 +316,7 @@ type Key struct {
 	mu       sync.Mutex // guards the fields below
 	st       *state
 	wrapper  *keyWrapper
+	signers  signerCache // credentials' keys, parsed once
 	batch    crypto.Signer
 	u2f      crypto.Signer
 	caCert   *x509.Certificate // the attestation root, parsed from st.CACert

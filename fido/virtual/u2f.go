@@ -224,7 +224,7 @@ func (k *Key) u2fAuthenticate(ctx context.Context, a *ctap.APDU) []byte {
 	if k.cfg.ForceUPOff {
 		up = 0 // before signing: a valid signature over a false flag
 	}
-	signer, err := signerFromRaw(c.alg, c.priv)
+	signer, err := k.signers.get(c.alg, c.priv)
 	if err != nil {
 		return withSW(nil, swNoPreciseDiagnosis)
 	}

@@ -1,6 +1,7 @@
 package virtual
 
 import (
+	"bytes"
 	"crypto"
 	"crypto/aes"
 	"crypto/cipher"
@@ -148,7 +149,7 @@ func (w *keyWrapper) wrap(rand io.Reader, rpIDHash [32]byte, alg int64, priv []b
 func (w *keyWrapper) wrapExt(rand io.Reader, rpIDHash [32]byte, alg int64, priv []byte, ext credExt) ([]byte, error) {
 	// Refusing bad keys here means unwrap never returns a key that
 	// signerFromRaw rejects.
-	if _, err := signerFromRaw(alg, priv); err != nil {
+	if err := checkRawKey(alg, priv); err != nil {
 		return nil, fmt.Errorf("virtual: wrapping credential key: %w", err)
 	}
 	if ext.protect < 0 || ext.protect > 3 {
@@ -257,6 +258,37 @@ func signerFromRaw(alg int64, priv []byte) (crypto.Signer, error) {
 	default:
 		return nil, fmt.Errorf("virtual: unsupported credential algorithm %d", alg)
 	}
+}
+
+// p256Order is the order n of the P-256 group (FIPS 186-5 §D.1.2.3), big
+// endian: a raw ES256 key is a scalar in [1, n-1].
+var p256Order = [rawKeyLen]byte{
+	0xff, 0xff, 0xff, 0xff, 0x00, 0x00, 0x00, 0x00, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff,
+	0xbc, 0xe6, 0xfa, 0xad, 0xa7, 0x17, 0x9e, 0x84, 0xf3, 0xb9, 0xca, 0xc2, 0xfc, 0x63, 0x25, 0x51,
+}
+
+// checkRawKey refuses exactly the raw keys signerFromRaw refuses, without
+// its scalar multiplication: a P-256 scalar must be in [1, n-1], an
+// Ed25519 seed may be any 32 bytes.
+func checkRawKey(alg int64, priv []byte) error {
+	switch {
+	case alg != algES256 && alg != algEdDSA:
+		return fmt.Errorf("virtual: unsupported credential algorithm %d", alg)
+	case len(priv) != rawKeyLen:
+		return fmt.Errorf("virtual: private key is %d bytes, want %d", len(priv), rawKeyLen)
+	case alg == algES256 && (bytes.Compare(priv, p256Order[:]) >= 0 || allZero(priv)):
+		return errors.New("virtual: ES256 private key out of range")
+	}
+	return nil
+}
+
+func allZero(b []byte) bool {
+	for _, c := range b {
+		if c != 0 {
+			return false
+		}
+	}
+	return true
 }
 
 // newPrivateKey makes a credential key for alg and returns it with its raw
