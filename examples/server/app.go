@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"embed"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io/fs"
@@ -112,8 +113,9 @@ func newApp(cfg config) (*app, error) {
 	hc := mfa.HandlerConfig{
 		CurrentUser: a.pendingOrSignedInUser,
 		OnVerified:  a.onVerified,
-		CookiePath:  "/mfa",
-		OnError:     a.onError,
+		// No CookiePath: mounted with http.StripPrefix("/mfa", ...), the
+		// handlers' cookies get Path /mfa/ by themselves.
+		OnError: a.onError,
 	}
 	if a.verifyAPI, err = a.m.Handler(hc); err != nil {
 		return nil, err
@@ -133,8 +135,7 @@ func newApp(cfg config) (*app, error) {
 func (a *app) ServeHTTP(w http.ResponseWriter, r *http.Request) { a.handler.ServeHTTP(w, r) }
 
 // routes wires every URL. Pages are under /, the page scripts' JSON under
-// /mfa/ (package mfa's handler) and /api/ (the app's own: registering a
-// security key).
+// /mfa/: package mfa's handler, for every device type.
 func (a *app) routes() http.Handler {
 	mux := http.NewServeMux()
 	static, _ := fs.Sub(staticFiles, "static")
@@ -154,12 +155,6 @@ func (a *app) routes() http.Handler {
 	mux.Handle("GET /admin", a.page(false, a.adminOnly(a.adminPage)))
 	mux.Handle("GET /admin/users/{user}", a.page(false, a.adminOnly(a.adminUserPage)))
 	mux.Handle("POST /admin/require-mfa", a.page(false, a.adminOnly(a.setRequireMFA)))
-
-	mux.Handle("POST /api/keys/begin", a.api(true, a.keyBegin))
-	mux.Handle("POST /api/keys/finish", a.api(true, a.keyFinish))
-	mux.Handle("/api/", a.api(false, func(w http.ResponseWriter, r *http.Request, s session) {
-		a.apiError(w, r, errNotFound)
-	}))
 
 	// The second-factor routes serve pending sessions; the rest of mfa's
 	// API only signed-in ones, and obeys the require-MFA switch.
@@ -205,9 +200,7 @@ func staticHandler(files fs.FS) http.Handler {
 	})
 }
 
-func isAPI(r *http.Request) bool {
-	return strings.HasPrefix(r.URL.Path, "/api/") || strings.HasPrefix(r.URL.Path, "/mfa/")
-}
+func isAPI(r *http.Request) bool { return strings.HasPrefix(r.URL.Path, "/mfa/") }
 
 // ---- who is signed in ----
 
@@ -297,19 +290,31 @@ func (a *app) enrolled(r *http.Request, f mfa.Factor, deviceID string) {
 	})
 }
 
-// recordEnrollment watches POST /mfa/totp/finish: when it creates a
+// enrollmentFinishes are the mfa routes that create a device, and the
+// factor each device passes as.
+var enrollmentFinishes = map[string]mfa.Factor{
+	"/mfa/totp/finish": mfa.FactorTOTP, // authenticator apps and hardware tokens
+	"/mfa/keys/finish": mfa.FactorSecurityKey,
+}
+
+// recordEnrollment watches the enrollment finishes: when one creates a
 // device, the session records it (see enrolled). It holds the response
 // until then, so that the page's next request finds the session updated.
 func (a *app) recordEnrollment(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if r.Method != http.MethodPost || r.URL.Path != "/mfa/totp/finish" {
+		f, ok := enrollmentFinishes[r.URL.Path]
+		if r.Method != http.MethodPost || !ok {
 			next.ServeHTTP(w, r)
 			return
 		}
 		rec := &recorder{header: http.Header{}}
 		next.ServeHTTP(rec, r)
 		if rec.status == http.StatusCreated {
-			a.enrolled(r, mfa.FactorTOTP, "")
+			var created struct {
+				Device mfa.DeviceJSON `json:"device"`
+			}
+			json.Unmarshal(rec.body, &created) // mfa's own answer; no ID at worst
+			a.enrolled(r, f, created.Device.ID)
 		}
 		rec.copyTo(w)
 	})
@@ -377,6 +382,8 @@ var enrollmentRoutes = map[string]bool{
 	"POST /mfa/totp/begin":     true,
 	"POST /mfa/totp/finish":    true,
 	"POST /mfa/token/begin":    true,
+	"POST /mfa/keys/begin":     true,
+	"POST /mfa/keys/finish":    true,
 	"GET /mfa/devices":         true,
 	"GET /mfa/recovery-codes":  true,
 	"POST /mfa/recovery-codes": true,
@@ -474,37 +481,6 @@ func (a *app) adminOnly(h func(w http.ResponseWriter, r *http.Request, v *view))
 		}
 		h(w, r, v)
 	}
-}
-
-// api wraps one of the app's JSON handlers for signed-in people; with
-// enroll set, an account that the switch sends to enrollment may use it
-// too.
-func (a *app) api(enroll bool, h func(w http.ResponseWriter, r *http.Request, s session)) http.Handler {
-	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		s, st, err := a.state(r)
-		if err != nil {
-			a.apiError(w, r, err)
-			return
-		}
-		if st != signedIn {
-			a.apiError(w, r, errUnauthenticated)
-			return
-		}
-		on, err := a.requireMFA(r.Context())
-		if err != nil {
-			a.apiError(w, r, err)
-			return
-		}
-		next := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { h(w, r, s) })
-		if on {
-			ms, _ := a.mfaSession(r)
-			if !enroll || !enrollmentRefusal(a.m.Check(r.Context(), requirePolicy, ms)) {
-				a.m.Require(requirePolicy, a.mfaSession, a.onError)(next).ServeHTTP(w, r)
-				return
-			}
-		}
-		next.ServeHTTP(w, r)
-	})
 }
 
 // recorder holds a response until it is copied out.

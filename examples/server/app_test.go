@@ -21,6 +21,7 @@ import (
 
 	"github.com/fidokit/fidokit/fido"
 	"github.com/fidokit/fidokit/fido/virtual"
+	"github.com/fidokit/fidokit/mfa"
 )
 
 func TestPasswordHash(t *testing.T) {
@@ -153,7 +154,7 @@ func TestSecondFactorRouting(t *testing.T) {
 		assert.Equal(t, http.StatusSeeOther, res.StatusCode, path)
 		assert.True(t, strings.HasPrefix(res.Header.Get("Location"), "/signin/verify?next="), path)
 	}
-	for _, call := range [][2]string{{"GET", "/mfa/devices"}, {"POST", "/mfa/totp/begin"}, {"POST", "/mfa/recovery-codes"}, {"POST", "/api/keys/begin"}} {
+	for _, call := range [][2]string{{"GET", "/mfa/devices"}, {"POST", "/mfa/totp/begin"}, {"POST", "/mfa/recovery-codes"}, {"POST", "/mfa/keys/begin"}} {
 		e = apiErr{}
 		res = c.json(call[0], call[1], nil, &e)
 		assert.Equal(t, http.StatusUnauthorized, res.StatusCode, call)
@@ -195,9 +196,12 @@ func TestSecondFactorRouting(t *testing.T) {
 	assert.Equal(t, "/signin", res.Header.Get("Location"))
 }
 
-// TestKeyRegistration: the challenge ID travels in the body, bound to the
-// session: two ceremonies begun in one session both finish, and one
-// session's challenge cannot be finished from another.
+// TestKeyRegistration: security keys are registered through mfa's
+// routes, /mfa/keys/begin and /mfa/keys/finish. The challenge ID travels
+// in the body, bound to the browser (mfa's binding cookie) and to the
+// account: two ceremonies begun in one browser both finish, in either
+// order, and neither another browser nor another account in the same
+// browser can finish one.
 func TestKeyRegistration(t *testing.T) {
 	origin := "http://localhost:8080"
 	a := newTestApp(t, origin)
@@ -211,10 +215,19 @@ func TestKeyRegistration(t *testing.T) {
 		ChallengeID string          `json:"challengeId"`
 		PublicKey   json.RawMessage `json:"publicKey"`
 	}
-	var b1, b2 begin
-	require.Equal(t, http.StatusOK, c.json("POST", "/api/keys/begin", nil, &b1).StatusCode)
-	require.Equal(t, http.StatusOK, c.json("POST", "/api/keys/begin", map[string]any{}, &b2).StatusCode)
+	var b1, b2, b3, b4 begin
+	require.Equal(t, http.StatusOK, c.json("POST", "/mfa/keys/begin", nil, &b1).StatusCode)
+	binding := c.cookies[mfa.DefaultBindingCookieName]
+	require.NotNil(t, binding, "the begin binds the ceremony to the browser")
+	assert.True(t, binding.HttpOnly, "HttpOnly")
+	assert.True(t, binding.Secure, "Secure")
+	assert.Equal(t, http.SameSiteStrictMode, binding.SameSite)
+	assert.Equal(t, "/mfa/", binding.Path)
+	require.Equal(t, http.StatusOK, c.json("POST", "/mfa/keys/begin", map[string]any{}, &b2).StatusCode)
 	require.NotEqual(t, b1.ChallengeID, b2.ChallengeID)
+	assert.Equal(t, binding.Value, c.cookies[mfa.DefaultBindingCookieName].Value, "one binding for the browser")
+	require.Equal(t, http.StatusOK, c.json("POST", "/mfa/keys/begin", nil, &b3).StatusCode)
+	require.Equal(t, http.StatusOK, c.json("POST", "/mfa/keys/begin", nil, &b4).StatusCode)
 
 	register := func(b begin) json.RawMessage {
 		k, err := virtual.New(nil)
@@ -227,49 +240,91 @@ func TestKeyRegistration(t *testing.T) {
 		require.NoError(t, err)
 		return resp
 	}
-	cred1, cred2 := register(b1), register(b2)
+	cred1, cred2, cred3, cred4 := register(b1), register(b2), register(b3), register(b4)
 
-	// Bob cannot finish Alice's ceremony, and trying does not spend it.
+	// Bob cannot finish Alice's ceremonies: not from his browser, nor
+	// with her browser's binding cookie. (The relying party takes a
+	// challenge when a finish names it, so a refused finish spends it:
+	// these are ceremonies of their own.)
 	var e apiErr
-	res := bob.json("POST", "/api/keys/finish", map[string]any{"challengeId": b1.ChallengeID, "name": "Stolen", "credential": cred1}, &e)
+	res := bob.json("POST", "/mfa/keys/finish", map[string]any{"challengeId": b3.ChallengeID, "name": "Stolen", "credential": cred3}, &e)
 	assert.Equal(t, http.StatusBadRequest, res.StatusCode)
-	assert.Equal(t, "challenge_unknown", e.Error.Code)
+	assert.Equal(t, "challenge_unknown", e.Error.Code, "another browser")
+	bob.cookies[mfa.DefaultBindingCookieName] = binding
+	e = apiErr{}
+	res = bob.json("POST", "/mfa/keys/finish", map[string]any{"challengeId": b4.ChallengeID, "name": "Stolen", "credential": cred4}, &e)
+	assert.Equal(t, http.StatusBadRequest, res.StatusCode)
+	assert.Equal(t, "challenge_unknown", e.Error.Code, "another account in the same browser")
 
 	// Finished in the other order than begun, as two tabs would.
 	var d struct {
 		Device struct{ ID, Type, Name string } `json:"device"`
 	}
-	res = c.json("POST", "/api/keys/finish", map[string]any{"challengeId": b2.ChallengeID, "name": "Backup key", "credential": cred2}, &d)
+	res = c.json("POST", "/mfa/keys/finish", map[string]any{"challengeId": b2.ChallengeID, "name": "Backup key", "credential": cred2}, &d)
 	require.Equal(t, http.StatusCreated, res.StatusCode)
 	assert.Equal(t, "security_key", d.Device.Type)
 	assert.Equal(t, "Backup key", d.Device.Name)
-	res = c.json("POST", "/api/keys/finish", map[string]any{"challengeId": b1.ChallengeID, "name": "Blue key", "credential": cred1}, &d)
+	backupID := d.Device.ID
+	res = c.json("POST", "/mfa/keys/finish", map[string]any{"challengeId": b1.ChallengeID, "name": "Blue key", "credential": cred1}, &d)
 	require.Equal(t, http.StatusCreated, res.StatusCode)
 	assert.Equal(t, "Blue key", d.Device.Name)
 
-	e = apiErr{}
-	res = c.json("POST", "/api/keys/finish", map[string]any{"challengeId": b1.ChallengeID, "name": "Again", "credential": cred1}, &e)
-	assert.Equal(t, http.StatusBadRequest, res.StatusCode)
-	assert.Equal(t, "challenge_unknown", e.Error.Code, "a challenge finishes once")
+	// Registering counts as passing the key in this session: no
+	// second-factor step, and home says which key.
+	res, body := c.get("/")
+	require.Equal(t, http.StatusOK, res.StatusCode)
+	assert.Contains(t, body, "You confirmed this sign-in with a security key (Backup key)")
+	assert.NotEmpty(t, backupID)
 
 	e = apiErr{}
-	res = c.json("POST", "/api/keys/finish", map[string]any{"challengeId": "x", "name": "", "credential": cred1}, &e)
-	assert.Equal(t, "name_required", e.Error.Code)
+	res = c.json("POST", "/mfa/keys/finish", map[string]any{"challengeId": b1.ChallengeID, "name": "Again", "credential": cred1}, &e)
+	assert.Equal(t, http.StatusBadRequest, res.StatusCode)
+	assert.Equal(t, "challenge_unknown", e.Error.Code, "a challenge finishes once")
+	for name, body := range map[string]map[string]any{
+		"unknown ID": {"challengeId": "x", "name": "n", "credential": cred1},
+		"no ID":      {"name": "n", "credential": cred1},
+	} {
+		e = apiErr{}
+		res = c.json("POST", "/mfa/keys/finish", body, &e)
+		assert.Equal(t, http.StatusBadRequest, res.StatusCode, name)
+		assert.Equal(t, "challenge_unknown", e.Error.Code, name)
+	}
 	e = apiErr{}
-	res = c.json("POST", "/api/keys/finish", map[string]any{"challengeId": "x", "name": "n", "credential": cred1, "extra": 1}, &e)
+	res = c.json("POST", "/mfa/keys/finish", map[string]any{"challengeId": "x", "name": "n", "credential": cred1, "extra": 1}, &e)
 	assert.Equal(t, http.StatusBadRequest, res.StatusCode)
 	assert.Equal(t, "invalid_request", e.Error.Code)
+	e = apiErr{}
+	res = c.json("POST", "/mfa/keys/finish", map[string]any{"challengeId": "x", "name": "n"}, &e)
+	assert.Equal(t, http.StatusBadRequest, res.StatusCode)
+	assert.Equal(t, "invalid_request", e.Error.Code, "no credential")
 
 	var list struct {
 		Devices []struct{ Name string } `json:"devices"`
 	}
 	require.Equal(t, http.StatusOK, c.json("GET", "/mfa/devices", nil, &list).StatusCode)
 	assert.Len(t, list.Devices, 2)
+	require.Equal(t, http.StatusOK, bob.json("GET", "/mfa/devices", nil, &list).StatusCode)
+	assert.Empty(t, list.Devices, "nothing landed on bob's account")
 
-	// A form (another site's, say) cannot start a ceremony.
-	res, body := c.do("POST", "/api/keys/begin", "application/x-www-form-urlencoded", strings.NewReader(""))
-	assert.Equal(t, http.StatusUnsupportedMediaType, res.StatusCode)
-	assert.Contains(t, body, "unsupported_media_type")
+	// A form's body is refused: the routes take JSON only. (A begin
+	// without a body needs none; another site's is refused as
+	// cross-origin, see TestCrossOrigin, and carries no session cookie.)
+	for _, path := range []string{"/mfa/keys/begin", "/mfa/keys/finish"} {
+		res, body = c.do("POST", path, "application/x-www-form-urlencoded", strings.NewReader("name=Form+key"))
+		assert.Equal(t, http.StatusUnsupportedMediaType, res.StatusCode, path)
+		assert.Contains(t, body, "unsupported_media_type", path)
+	}
+
+	// Nobody signed in: no ceremony.
+	anon := newClient(t, a)
+	e = apiErr{}
+	res = anon.json("POST", "/mfa/keys/begin", nil, &e)
+	assert.Equal(t, http.StatusUnauthorized, res.StatusCode)
+	assert.Equal(t, "unauthenticated", e.Error.Code)
+
+	// The app's own key routes are gone.
+	res = c.json("POST", "/api/keys/begin", nil, nil)
+	assert.Equal(t, http.StatusNotFound, res.StatusCode)
 }
 
 // TestAdministrator: the first account manages others' devices; nobody
@@ -338,6 +393,12 @@ func TestRequireMFA(t *testing.T) {
 
 	res, _ = alice.get("/admin")
 	assert.Equal(t, "/security/assign?required=1&type=security_key", res.Header.Get("Location"), "administrators need a key")
+	var kb struct {
+		ChallengeID string `json:"challengeId"`
+	}
+	res = alice.json("POST", "/mfa/keys/begin", nil, &kb)
+	assert.Equal(t, http.StatusOK, res.StatusCode, "the key registration is open to the administrator sent to it")
+	assert.NotEmpty(t, kb.ChallengeID)
 
 	res, _ = carol.get("/")
 	assert.Equal(t, http.StatusSeeOther, res.StatusCode)
@@ -386,7 +447,7 @@ func TestCrossOrigin(t *testing.T) {
 
 	res, _ := c.form("/signout", nil)
 	assert.Equal(t, http.StatusForbidden, res.StatusCode)
-	for _, path := range []string{"/api/keys/begin", "/mfa/totp/begin", "/mfa/verify/totp"} {
+	for _, path := range []string{"/mfa/keys/begin", "/mfa/keys/finish", "/mfa/totp/begin", "/mfa/verify/totp"} {
 		var e apiErr
 		res = c.json("POST", path, map[string]string{}, &e)
 		assert.Equal(t, http.StatusForbidden, res.StatusCode, path)

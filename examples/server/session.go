@@ -28,10 +28,6 @@ const (
 	idleTTL = 12 * time.Hour
 	// maxTTL ends any session this long after it began.
 	maxTTL = 24 * time.Hour
-	// challengeTTL bounds how long a security-key registration begun in
-	// a session may wait for its finish; the relying party's own limit
-	// (5 minutes) is the one that counts.
-	challengeTTL = 10 * time.Minute
 )
 
 // session is one browser's sign-in.
@@ -51,11 +47,6 @@ type session struct {
 	MFADevice string
 	// Created and Seen are when the session began and was last used.
 	Created, Seen time.Time
-	// keyChallenges are the security-key registrations begun in this
-	// session and not finished: the challenge ID travels in the page's
-	// request body, and the server accepts only IDs it handed to this
-	// session, so two tabs can each register a key.
-	keyChallenges map[string]time.Time
 }
 
 // sessions holds every session in memory: a restart signs everyone out.
@@ -144,9 +135,7 @@ func (ss *sessions) get(r *http.Request) (session, bool) {
 		return session{}, false
 	}
 	s.Seen = now
-	cp := *s
-	cp.keyChallenges = nil
-	return cp, true
+	return *s, true
 }
 
 // update changes r's session under the lock; false if there is none.
@@ -202,33 +191,4 @@ func (ss *sessions) verified(w http.ResponseWriter, r *http.Request, v *mfa.Veri
 		setSessionCookie(w, id, int(maxTTL/time.Second))
 	}
 	return true
-}
-
-// addChallenge remembers a key registration begun in r's session.
-func (ss *sessions) addChallenge(r *http.Request, id string) bool {
-	now := ss.now()
-	return ss.update(r, func(s *session) {
-		if s.keyChallenges == nil {
-			s.keyChallenges = map[string]time.Time{}
-		}
-		for k, at := range s.keyChallenges {
-			if now.Sub(at) > challengeTTL {
-				delete(s.keyChallenges, k)
-			}
-		}
-		s.keyChallenges[id] = now
-	})
-}
-
-// takeChallenge reports whether id was begun in r's session, and forgets
-// it either way.
-func (ss *sessions) takeChallenge(r *http.Request, id string) bool {
-	found := false
-	now := ss.now()
-	ss.update(r, func(s *session) {
-		at, ok := s.keyChallenges[id]
-		delete(s.keyChallenges, id)
-		found = ok && now.Sub(at) <= challengeTTL
-	})
-	return found
 }

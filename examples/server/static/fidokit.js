@@ -29,7 +29,7 @@
 //
 //   import { registerKey, verifyKey, FidoError } from "./fidokit.js";
 //   try {
-//     const { device } = await registerKey({ begin: "/api/keys/begin", finish: "/api/keys/finish", body: { name: "Blue key" } });
+//     const { device } = await registerKey({ begin: "/mfa/keys/begin", finish: "/mfa/keys/finish", body: { name: "Blue key" } });
 //   } catch (e) {
 //     show(e.message); // e.code: "credential_exists", "not_allowed", ...
 //   }

@@ -1,5 +1,5 @@
 // pages.js wires the demo's pages to fidokit.js and to the JSON API of
-// package mfa (mounted at /mfa/) and of the app (/api/). Each page's
+// package mfa (mounted at /mfa/), security keys included. Each page's
 // <main> names the page in data-page; every button and form it uses is
 // found by ID or class. Errors go to #page-error, news to #page-status,
 // as sentences: never a raw error string.
@@ -150,7 +150,7 @@ function assignPage() {
   });
   onClick($("#register-key"), async () => {
     say("Touch your security key…", false);
-    await registerKey({ begin: "/api/keys/begin", finish: "/api/keys/finish", body: { name: $("#device-name").value.trim() } });
+    await registerKey({ begin: "/mfa/keys/begin", finish: "/mfa/keys/finish", body: { name: $("#device-name").value.trim() } });
     await afterFirstDevice();
   });
   onClick($("#show-secret"), async () => {
