@@ -155,6 +155,15 @@ func UnmarshalLenient(what string, data []byte, v any) error {
 // must give the same bytes. This catches non-minimal integer and length
 // encodings, unsorted map keys and floats in a wider form than needed.
 func CheckCanonical(what string, data []byte) error {
+	if quickCanonical(data) {
+		return nil
+	}
+	return checkCanonicalSlow(what, data)
+}
+
+// checkCanonicalSlow is CheckCanonical by its definition, and the source
+// of its errors.
+func checkCanonicalSlow(what string, data []byte) error {
 	if len(data) == 0 {
 		return syntaxErr(what, ErrMalformed, "empty input")
 	}

@@ -215,10 +215,32 @@ var msgDec = sync.OnceValue(func() cbor.DecMode {
 
 // decodeMessage decodes one canonical CBOR message into v, ignoring
 // unknown map keys as CTAP 2.1 §6 asks of both ends.
+//
+// A well-formed message takes one checking pass over its bytes
+// (quickCanonical), the decode into v, and v's re-encoding compared with
+// the input in one more pass (quickFaithful); anything those fast checks
+// do not prove good goes through decodeMessageSlow's generic decodes,
+// which decide, and name the error, exactly as before.
 func decodeMessage(what string, data []byte, v any) error {
-	if err := CheckCanonical(what, data); err != nil {
+	if !quickCanonical(data) {
+		return decodeMessageSlow(what, data, v)
+	}
+	return decodeChecked(what, data, v, true)
+}
+
+// decodeMessageSlow is decodeMessage by its definition: the canonical
+// check by re-encoding, then the decode, then faithful over generic
+// decodes of the input and of the re-encoding.
+func decodeMessageSlow(what string, data []byte, v any) error {
+	if err := checkCanonicalSlow(what, data); err != nil {
 		return err
 	}
+	return decodeChecked(what, data, v, false)
+}
+
+// decodeChecked decodes canonical data into v and checks that nothing was
+// decoded leniently; quick tries quickFaithful before faithful.
+func decodeChecked(what string, data []byte, v any, quick bool) error {
 	if err := msgDec().Unmarshal(data, v); err != nil {
 		var ua *cbor.UnacceptableDataItemError
 		if errors.As(err, &ua) {
@@ -233,6 +255,9 @@ func decodeMessage(what string, data []byte, v any) error {
 	enc, err := Marshal(v)
 	if err != nil {
 		return syntaxErr(what, ErrWrongType, err.Error())
+	}
+	if quick && quickFaithful(data, enc) {
+		return nil
 	}
 	var in, out any
 	if anyDec.Unmarshal(data, &in) != nil || anyDec.Unmarshal(enc, &out) != nil {
