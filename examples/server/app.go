@@ -154,6 +154,7 @@ func (a *app) routes() http.Handler {
 	mux.Handle("GET /security/assign", a.page(true, a.assignPage))
 	mux.Handle("GET /admin", a.page(false, a.adminOnly(a.adminPage)))
 	mux.Handle("GET /admin/users/{user}", a.page(false, a.adminOnly(a.adminUserPage)))
+	mux.Handle("GET /admin/report.csv", a.page(false, a.adminOnly(a.adminReport)))
 	mux.Handle("POST /admin/require-mfa", a.page(false, a.adminOnly(a.setRequireMFA)))
 
 	// The second-factor routes serve pending sessions; the rest of mfa's

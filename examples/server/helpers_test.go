@@ -4,12 +4,14 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/json"
+	"html"
 	"io"
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
 	"net/url"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"testing"
 	"time"
@@ -170,4 +172,22 @@ func (c *client) addApp(name string) string {
 	}, nil)
 	require.Equal(c.t, http.StatusCreated, res.StatusCode)
 	return begin.Enrollment.Secret
+}
+
+var (
+	rowPattern = regexp.MustCompile(`(?s)<tr class="(?:account|device|event)" data-name="([^"]*)"[^>]*>(.*?)</tr>`)
+	tagPattern = regexp.MustCompile(`<[^>]*>`)
+	gapPattern = regexp.MustCompile(`\s+`)
+)
+
+// adminRows returns the text of each table row of a page that names its
+// rows with data-name (accounts, devices), by name, HTML unescaped.
+func adminRows(t testing.TB, body string) map[string]string {
+	t.Helper()
+	rows := map[string]string{}
+	for _, m := range rowPattern.FindAllStringSubmatch(body, -1) {
+		text := tagPattern.ReplaceAllString(m[2], " ")
+		rows[html.UnescapeString(m[1])] = strings.TrimSpace(gapPattern.ReplaceAllString(html.UnescapeString(text), " "))
+	}
+	return rows
 }
