@@ -355,8 +355,11 @@ func DecodeMakeCredentialRequest(params []byte) (*MakeCredentialRequest, error) 
 func DecodeGetAssertionRequest(params []byte) (*GetAssertionRequest, error) {
 	const what = "getAssertion request"
 	r := new(GetAssertionRequest)
-	if err := decodeMessage(what, params, r); err != nil {
-		return nil, err
+	if !fastGetAssertionRequest(params, r) {
+		*r = GetAssertionRequest{}
+		if err := decodeMessage(what, params, r); err != nil {
+			return nil, err
+		}
 	}
 	if r.RPID == "" {
 		return nil, syntaxErr(what, ErrMissingField, "rpId")
@@ -394,8 +397,10 @@ func checkParams(what, field string, ps []CredentialParam) error {
 
 func checkDescriptors(what, field string, ds []CredentialDescriptor) error {
 	for i := range ds {
-		if err := checkDescriptor(what, fmt.Sprintf("%s[%d]", field, i), &ds[i]); err != nil {
-			return err
+		// The field's name is formatted only for an error: this runs on
+		// every getAssertion.
+		if d := &ds[i]; d.Type == "" || d.ID == nil {
+			return checkDescriptor(what, fmt.Sprintf("%s[%d]", field, i), d)
 		}
 	}
 	return nil
@@ -443,8 +448,11 @@ func DecodeMakeCredentialResponse(data []byte) (*MakeCredentialResponse, error) 
 func DecodeGetAssertionResponse(data []byte) (*GetAssertionResponse, error) {
 	const what = "getAssertion response"
 	r := new(GetAssertionResponse)
-	if err := decodeMessage(what, data, r); err != nil {
-		return nil, err
+	if !fastGetAssertionResponse(data, r) {
+		*r = GetAssertionResponse{}
+		if err := decodeMessage(what, data, r); err != nil {
+			return nil, err
+		}
 	}
 	if r.Credential != nil {
 		if err := checkDescriptor(what, "credential", r.Credential); err != nil {

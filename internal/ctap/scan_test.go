@@ -85,6 +85,16 @@ func FuzzDecodeDifferential(f *testing.F) {
 			require.NoError(t, checkCanonicalSlow("x", data), "quickCanonical accepted %x", data)
 		}
 		sameError(t, checkCanonicalSlow("x", data), CheckCanonical("x", data))
+		var req, slowReq GetAssertionRequest
+		if fastGetAssertionRequest(data, &req) {
+			require.NoError(t, decodeMessageSlow("x", data, &slowReq), "fastGetAssertionRequest accepted %x", data)
+			assert.Equal(t, slowReq, req)
+		}
+		var resp, slowResp GetAssertionResponse
+		if fastGetAssertionResponse(data, &resp) {
+			require.NoError(t, decodeMessageSlow("x", data, &slowResp), "fastGetAssertionResponse accepted %x", data)
+			assert.Equal(t, slowResp, resp)
+		}
 		for _, target := range decodeTargets {
 			fast, slow := target(), target()
 			errFast := decodeMessage("x", data, fast)
@@ -125,6 +135,12 @@ func TestQuickChecksAcceptMessages(t *testing.T) {
 		assert.True(t, quickCanonical(enc), name)
 		assert.True(t, quickFaithful(enc, enc), name)
 	}
+	var req GetAssertionRequest
+	assert.True(t, fastGetAssertionRequest(MustMarshal(sampleGetAssertionRequest()), &req))
+	assert.Equal(t, *sampleGetAssertionRequest(), req)
+	var resp GetAssertionResponse
+	assert.True(t, fastGetAssertionResponse(MustMarshal(sampleGetAssertionResponse(t)), &resp))
+	assert.Equal(t, *sampleGetAssertionResponse(t), resp)
 }
 
 func BenchmarkDecodeGetAssertionRequest(b *testing.B) {
