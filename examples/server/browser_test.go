@@ -21,6 +21,8 @@ import (
 	"time"
 
 	"github.com/chromedp/cdproto/browser"
+	"github.com/chromedp/cdproto/cdp"
+	"github.com/chromedp/cdproto/fetch"
 	cdplog "github.com/chromedp/cdproto/log"
 	"github.com/chromedp/cdproto/network"
 	"github.com/chromedp/cdproto/runtime"
@@ -320,16 +322,17 @@ func (d *otpDevice) next() string {
 	return totpCode(d.t, d.secret, time.Unix(step*30, 0))
 }
 
-// crossSiteLog records the status of every request the browser marks
-// cross-site.
-type crossSiteLog struct {
-	mu   sync.Mutex
-	seen []string
+// requestLog records the method, path and status of every request that
+// match selects.
+type requestLog struct {
+	match func(r *http.Request) bool
+	mu    sync.Mutex
+	seen  []string
 }
 
-func (l *crossSiteLog) wrap(h http.Handler) http.Handler {
+func (l *requestLog) wrap(h http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if r.Header.Get("Sec-Fetch-Site") != "cross-site" || r.Method == http.MethodGet {
+		if !l.match(r) {
 			h.ServeHTTP(w, r)
 			return
 		}
@@ -342,7 +345,7 @@ func (l *crossSiteLog) wrap(h http.Handler) http.Handler {
 	})
 }
 
-func (l *crossSiteLog) requests() []string {
+func (l *requestLog) requests() []string {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	return append([]string(nil), l.seen...)
@@ -357,8 +360,9 @@ func (l *crossSiteLog) requests() []string {
 // app and with a recovery code, which the second time is refused; as the
 // administrator, deactivate another account's lost key, which is then
 // refused, and require MFA, which sends an account without a device to
-// enrollment. On the way: the session cookie's flags, a cross-site POST
-// refused, and no console error on any page. Screenshots go to -out (or
+// enrollment; and two tabs each register a key, finishing in the other
+// order than they began. On the way: the session cookie's flags, a
+// cross-site POST refused, and no console error on any page. Screenshots go to -out (or
 // the test's temporary directory); -update-screenshot also writes
 // screenshot.png.
 func TestBrowser(t *testing.T) {
@@ -371,8 +375,12 @@ func TestBrowser(t *testing.T) {
 	require.NoError(t, err)
 	base := fmt.Sprintf("http://localhost:%d", ln.Addr().(*net.TCPAddr).Port)
 	a := newTestApp(t, base)
-	var cross crossSiteLog
-	srv := httptest.NewUnstartedServer(cross.wrap(a))
+	// The POSTs the browser marks cross-site, and the key registrations.
+	cross := &requestLog{match: func(r *http.Request) bool {
+		return r.Header.Get("Sec-Fetch-Site") == "cross-site" && r.Method != http.MethodGet
+	}}
+	keys := &requestLog{match: func(r *http.Request) bool { return strings.HasPrefix(r.URL.Path, "/mfa/keys/") }}
+	srv := httptest.NewUnstartedServer(cross.wrap(keys.wrap(a)))
 	srv.Listener.Close()
 	srv.Listener = ln
 	srv.Start()
@@ -537,7 +545,7 @@ fetch(%q, {method: "POST", mode: "no-cors", credentials: "include", headers: {"C
 	// A second key as a backup. The first is unplugged: the browser asks
 	// every key, and the first would answer that it is registered already.
 	b.removeAuthenticator(firstKey)
-	b.addAuthenticator()
+	backupKey := b.addAuthenticator()
 	b.click("#assign-device")
 	b.waitPage("assign")
 	b.fill("#device-name", "Backup key")
@@ -756,6 +764,77 @@ fetch(%q, {method: "POST", mode: "no-cors", credentials: "include", headers: {"C
 	b.click("#totp-submit")
 	b.waitPage("home")
 	b.waitText("#session-factor", "a code (Bob's phone)")
+	b.noConsoleErrors()
+
+	step("two tabs each register a key, finishing in the other order")
+	// Two tabs of one browser each register a key. The first tab's finish
+	// is held at the network (the DevTools Fetch domain) while the second
+	// tab begins and finishes its own; then the first's goes on. Each
+	// ceremony's challenge ID travels with its own requests, so both
+	// pass. Each tab has a fresh virtual key: the backup one holds a
+	// credential of bob's, which the registration excludes.
+	b.removeAuthenticator(backupKey)
+	b.addAuthenticator()
+	paused := make(chan fetch.RequestID, 1)
+	lctx, cancelListen := context.WithCancel(ctx)
+	defer cancelListen()
+	require.NoError(t, chromedp.Listen(lctx, func(ev any) {
+		if ev, ok := ev.(*fetch.EventRequestPaused); ok {
+			select {
+			case paused <- ev.RequestID:
+			default:
+			}
+		}
+	}))
+	_, err = chromedp.Call(ctx, fetch.Enable, fetch.EnableParams{Patterns: []*fetch.RequestPattern{{URLPattern: "*/mfa/keys/finish"}}})
+	require.NoError(t, err)
+	before := len(keys.requests())
+	b.open("/security/assign")
+	b.waitPage("assign")
+	b.fill("#device-name", "Tab one key")
+	b.click("#type-key")
+	b.click("#assign-continue")
+	b.click("#register-key")
+	var held fetch.RequestID
+	select {
+	case held = <-paused:
+	case <-time.After(waitTimeout):
+		b.fail("hold the first tab's finish", errors.New("no /mfa/keys/finish request"))
+	}
+
+	b2 := &tab{t: t, base: base, out: out}
+	tab2, cancelTab2 := chromedp.NewContext(ctx, chromedp.WithListener(b2.listen))
+	defer cancelTab2()
+	b2.ctx = tab2
+	_, err = chromedp.Call(tab2, webauthn.Enable, webauthn.EnableParams{})
+	require.NoError(t, err)
+	b2.addAuthenticator()
+	b2.open("/security/assign")
+	b2.waitPage("assign")
+	b2.fill("#device-name", "Tab two key")
+	b2.click("#type-key")
+	b2.click("#assign-continue")
+	b2.click("#register-key")
+	b2.waitPage("security")
+	b2.waitText("#devices", "Tab two key")
+	b2.shot("second-tab-key")
+	b2.noConsoleErrors()
+
+	_, err = chromedp.Call(ctx, fetch.ContinueRequest, fetch.ContinueRequestParams{RequestID: held})
+	require.NoError(t, err)
+	_, err = chromedp.Call(ctx, fetch.Disable, cdp.Empty{})
+	require.NoError(t, err)
+	cancelListen()
+	b.waitPage("security")
+	b.waitText("#page-status", "The device is assigned.")
+	b.waitText("#devices", "Tab one key")
+	b.waitText("#devices", "Tab two key")
+	b.shot("two-tabs-keys")
+	assert.Equal(t, []string{
+		"POST /mfa/keys/begin 200", "POST /mfa/keys/begin 200", // tab one's, tab two's
+		"POST /mfa/keys/finish 201", "POST /mfa/keys/finish 201", // tab two's, tab one's
+	}, keys.requests()[before:])
+	cancelTab2()
 	b.noConsoleErrors()
 
 	if *updateScreenshot {
