@@ -116,51 +116,96 @@ func (m *Manager) Rename(ctx context.Context, userID []byte, deviceID, name stri
 	if err := checkName("device name", name, maxNameLen, false); err != nil {
 		return err
 	}
-	return m.change(ctx, userID, deviceID,
-		func(id []byte) error { return m.rp.RenameCredential(ctx, userID, id, name) },
-		func(id []byte) error { return m.store.RenameOTPDevice(ctx, userID, id, name) })
+	return m.change(ctx, userID, deviceID, EventDeviceRenamed, name,
+		func(ctx context.Context, id []byte) error { return m.rp.RenameCredential(ctx, userID, id, name) },
+		func(ctx context.Context, id []byte) error { return m.store.RenameOTPDevice(ctx, userID, id, name) })
 }
 
 // Deactivate stops a device from being used, as an administrator does
 // for a lost one; its record stays, and [Manager.Reactivate] undoes it.
-// Deactivating a deactivated device changes nothing. An administrator
-// may deactivate any account's device: authorising that is the caller's
-// business. Errors: ErrUnknownDevice.
+// Deactivating a deactivated device changes nothing (and records no
+// event). An administrator may deactivate any account's device:
+// authorising that is the caller's business; say who acts with
+// [WithActor]. Errors: ErrUnknownDevice.
 func (m *Manager) Deactivate(ctx context.Context, userID []byte, deviceID string) error {
-	now := m.now()
-	return m.change(ctx, userID, deviceID,
-		func(id []byte) error { return m.rp.DeactivateCredential(ctx, userID, id) },
-		func(id []byte) error {
+	return m.change(ctx, userID, deviceID, EventDeviceDeactivated, "",
+		func(ctx context.Context, id []byte) error {
+			c, err := m.rp.Credential(ctx, userID, id)
+			if err != nil {
+				return err
+			}
+			if !c.Active() {
+				return errUnchanged
+			}
+			return m.rp.DeactivateCredential(ctx, userID, id)
+		},
+		func(ctx context.Context, id []byte) error {
 			d, err := m.store.OTPDevice(ctx, id)
 			if err != nil || string(d.UserID) != string(userID) {
 				return webauthn.ErrNotFound
 			}
 			if !d.Active() {
-				return nil
+				return errUnchanged
 			}
-			return m.store.DeactivateOTPDevice(ctx, userID, id, now)
+			return m.store.DeactivateOTPDevice(ctx, userID, id, m.now())
 		})
 }
 
-// Reactivate lets a deactivated device be used again. Errors:
+// Reactivate lets a deactivated device be used again. Reactivating an
+// active device changes nothing (and records no event). Errors:
 // ErrUnknownDevice.
 func (m *Manager) Reactivate(ctx context.Context, userID []byte, deviceID string) error {
-	return m.change(ctx, userID, deviceID,
-		func(id []byte) error { return m.rp.ReactivateCredential(ctx, userID, id) },
-		func(id []byte) error { return m.store.DeactivateOTPDevice(ctx, userID, id, time.Time{}) })
+	return m.change(ctx, userID, deviceID, EventDeviceReactivated, "",
+		func(ctx context.Context, id []byte) error {
+			c, err := m.rp.Credential(ctx, userID, id)
+			if err != nil {
+				return err
+			}
+			if c.Active() {
+				return errUnchanged
+			}
+			return m.rp.ReactivateCredential(ctx, userID, id)
+		},
+		func(ctx context.Context, id []byte) error {
+			d, err := m.store.OTPDevice(ctx, id)
+			if err != nil || string(d.UserID) != string(userID) {
+				return webauthn.ErrNotFound
+			}
+			if d.Active() {
+				return errUnchanged
+			}
+			return m.store.DeactivateOTPDevice(ctx, userID, id, time.Time{})
+		})
 }
 
 // Delete removes a device for good; a TOTP seed goes with it. Errors:
 // ErrUnknownDevice.
 func (m *Manager) Delete(ctx context.Context, userID []byte, deviceID string) error {
-	return m.change(ctx, userID, deviceID,
-		func(id []byte) error { return m.rp.DeleteCredential(ctx, userID, id) },
-		func(id []byte) error { return m.store.DeleteOTPDevice(ctx, userID, id) })
+	return m.change(ctx, userID, deviceID, EventDeviceDeleted, "",
+		func(ctx context.Context, id []byte) error { return m.rp.DeleteCredential(ctx, userID, id) },
+		func(ctx context.Context, id []byte) error { return m.store.DeleteOTPDevice(ctx, userID, id) })
 }
 
+// errUnchanged is a change that had nothing to do: no error, no event.
+var errUnchanged = errors.New("unchanged")
+
+// keyOps and otpOps are the store methods that make each change, which
+// carry its event.
+var (
+	keyOps = map[EventType]StoreOp{
+		EventDeviceRenamed: OpRenameCredential, EventDeviceDeactivated: OpDeactivateCredential,
+		EventDeviceReactivated: OpDeactivateCredential, EventDeviceDeleted: OpDeleteCredential,
+	}
+	otpOps = map[EventType]StoreOp{
+		EventDeviceRenamed: OpRenameOTPDevice, EventDeviceDeactivated: OpDeactivateOTPDevice,
+		EventDeviceReactivated: OpDeactivateOTPDevice, EventDeviceDeleted: OpDeleteOTPDevice,
+	}
+)
+
 // change routes one lifecycle operation to the relying party for a key or
-// to the store for a TOTP device, with the same errors for both.
-func (m *Manager) change(ctx context.Context, userID []byte, deviceID string, key, otp func(id []byte) error) error {
+// to the store for a TOTP device, with the same errors for both, and its
+// event t.
+func (m *Manager) change(ctx context.Context, userID []byte, deviceID string, t EventType, detail string, key, otp func(ctx context.Context, id []byte) error) error {
 	if err := checkUserID(userID); err != nil {
 		return err
 	}
@@ -168,15 +213,26 @@ func (m *Manager) change(ctx context.Context, userID []byte, deviceID string, ke
 	if err != nil {
 		return err
 	}
+	op := otpOps[t]
 	if isKey {
-		err = key(raw)
+		op = keyOps[t]
+	}
+	ectx, ev, err := m.withEvent(ctx, op, t, userID, m.now(), func(e *Event) { e.DeviceID, e.Detail = deviceID, detail })
+	if err != nil {
+		return err
+	}
+	if isKey {
+		err = key(ectx, raw)
 	} else {
-		err = otp(raw)
+		err = otp(ectx, raw)
 	}
 	switch {
 	case err == nil:
+		m.emit(ctx, ev)
 		return nil
-	case errors.Is(err, webauthn.ErrNotFound):
+	case errors.Is(err, errUnchanged):
+		return nil
+	case errors.Is(err, webauthn.ErrNotFound), errors.Is(err, webauthn.ErrUnknownCredential):
 		return ErrUnknownDevice
 	}
 	return fmt.Errorf("mfa: changing device: %w", err)

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strconv"
 	"time"
 
 	"github.com/pquerna/otp"
@@ -294,15 +295,22 @@ func (m *Manager) FinishEnrollment(ctx context.Context, userID []byte, enrollmen
 	if e.Type == AuthenticatorApp {
 		d.Drift = 0
 	}
+	ctx, ev, err := m.withEvent(ctx, OpCompleteOTPEnrollment, EventDeviceEnrolled, userID, now, func(ev *Event) {
+		ev.DeviceID, ev.Detail = otpDeviceID(id), string(e.Type)
+	})
+	if err != nil {
+		return nil, err
+	}
 	err = m.store.CompleteOTPEnrollment(ctx, d, m.maxDevis)
 	switch {
 	case errors.Is(err, webauthn.ErrNotFound):
 		return nil, ErrUnknownEnrollment
-	case errors.Is(err, webauthn.ErrExists):
+	case errors.Is(err, webauthn.ErrExists) && d.Serial != "" && !errors.Is(err, ErrEventExists):
 		return nil, ErrSerialTaken
 	case err != nil:
 		return nil, storeErr("storing device", err)
 	}
+	m.emit(ctx, ev)
 	return otpDevice(d), nil
 }
 
@@ -357,15 +365,22 @@ func (m *Manager) Resync(ctx context.Context, userID []byte, deviceID, code1, co
 	t := p.step(now)
 	s, err := g.matchPair(c1, c2, t-ResyncWindow-1, t+ResyncWindow)
 	if err != nil {
-		return nil, m.fail(ctx, userID, FactorTOTP, now, err)
+		return nil, m.fail(ctx, userID, deviceID, FactorTOTP, now, err)
 	}
 	if s+1 <= d.LastStep {
 		return nil, ErrCodeReused
 	}
 	d.Drift, d.LastStep = int(s+1-t), s+1
-	if err := m.store.ResyncOTPDevice(ctx, userID, id, d.Drift, d.LastStep); err != nil {
+	ectx, ev, err := m.withEvent(ctx, OpResyncOTPDevice, EventDeviceResynced, userID, now, func(ev *Event) {
+		ev.DeviceID, ev.Factor, ev.Detail = deviceID, FactorTOTP, strconv.Itoa(d.Drift)
+	})
+	if err != nil {
+		return nil, err
+	}
+	if err := m.store.ResyncOTPDevice(ectx, userID, id, d.Drift, d.LastStep); err != nil {
 		return nil, storeErr("resyncing", err)
 	}
+	m.emit(ctx, ev)
 	if err := m.succeed(ctx, userID, FactorTOTP, attempts); err != nil {
 		return nil, err
 	}
@@ -414,12 +429,22 @@ func (m *Manager) BeginKeyRegistration(ctx context.Context, userID []byte) (*web
 // stores it as a device ([webauthn.RelyingParty.FinishRegistration]; the
 // store checks the shared device limit in the same transaction).
 func (m *Manager) FinishKeyRegistration(ctx context.Context, challengeID string, response []byte, name string) (*Device, error) {
-	c, err := m.rp.FinishRegistration(ctx, challengeID, response, name)
+	// The account and the key are the relying party's to find out: the
+	// store fills them in (KeyEvents).
+	ectx, ev, err := m.withEvent(ctx, OpAddCredential, EventDeviceEnrolled, nil, m.now(), func(ev *Event) {
+		ev.Detail = string(SecurityKey)
+	})
+	if err != nil {
+		return nil, err
+	}
+	c, err := m.rp.FinishRegistration(ectx, challengeID, response, name)
 	if err != nil {
 		if errors.Is(err, webauthn.ErrLimit) {
 			return nil, fmt.Errorf("%w: %w", ErrDeviceLimit, err)
 		}
 		return nil, err
 	}
+	fillKeyEvent(&ev, c.UserID, c.ID)
+	m.emit(ctx, ev)
 	return keyDevice(c), nil
 }

@@ -593,7 +593,14 @@ type handler struct {
 func (h *handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	w.Header().Set("Cache-Control", "no-store")
 	w.Header().Set("X-Content-Type-Options", "nosniff")
-	h.next.ServeHTTP(w, r)
+	// The events of the request name who made it and from where. A
+	// failing CurrentUser leaves the actor to the route, which reports
+	// the failure.
+	var actor []byte
+	if id, err := h.cfg.CurrentUser(r); err == nil {
+		actor = id
+	}
+	h.next.ServeHTTP(w, r.WithContext(requestActor(r, actor)))
 }
 
 // fail answers with err's code, its status and the code's fixed message.

@@ -34,6 +34,8 @@ type MemoryStore struct {
 	pending  map[string]*OTPEnrollment
 	recovery map[string]*RecoveryCodes // by string(UserID)
 	attempts map[string]Attempts       // by string(UserID) + "\x00" + factor
+	events   []*Event                  // in the order appended
+	eventIDs map[string]bool
 }
 
 var _ Store = (*MemoryStore)(nil)
@@ -47,6 +49,7 @@ func NewMemoryStore() *MemoryStore {
 		pending:     make(map[string]*OTPEnrollment),
 		recovery:    make(map[string]*RecoveryCodes),
 		attempts:    make(map[string]Attempts),
+		eventIDs:    make(map[string]bool),
 	}
 }
 
@@ -128,7 +131,174 @@ func (m *MemoryStore) AddCredential(ctx context.Context, c *webauthn.Credential,
 			return memErr("adding credential", webauthn.ErrLimit)
 		}
 	}
-	return m.MemoryStore.AddCredential(ctx, c, limit)
+	evs := KeyEvents(ctx, OpAddCredential, c.UserID, c.ID)
+	if err := m.checkEvents(evs); err != nil {
+		return memErr("adding credential", err)
+	}
+	if err := m.MemoryStore.AddCredential(ctx, c, limit); err != nil {
+		return err
+	}
+	m.addEvents(evs)
+	return nil
+}
+
+// keyChange runs one of the embedded store's changes to a security key
+// with its events, under m.mu so that they are appended together.
+func (m *MemoryStore) keyChange(op string, evs []Event, change func() error) error {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if err := m.checkEvents(evs); err != nil {
+		return memErr(op, err)
+	}
+	if err := change(); err != nil {
+		return err
+	}
+	m.addEvents(evs)
+	return nil
+}
+
+// CreateUserWithCredential implements
+// [webauthn.Store.CreateUserWithCredential], with its events.
+func (m *MemoryStore) CreateUserWithCredential(ctx context.Context, u *webauthn.User, c *webauthn.Credential) error {
+	return m.keyChange("creating user", KeyEvents(ctx, OpCreateUserWithCredential, c.UserID, c.ID), func() error {
+		return m.MemoryStore.CreateUserWithCredential(ctx, u, c)
+	})
+}
+
+// RenameCredential implements [webauthn.Store.RenameCredential], with
+// its events.
+func (m *MemoryStore) RenameCredential(ctx context.Context, userID, id []byte, name string) error {
+	return m.keyChange("renaming credential", StoreEvents(ctx, OpRenameCredential), func() error {
+		return m.MemoryStore.RenameCredential(ctx, userID, id, name)
+	})
+}
+
+// DeactivateCredential implements [webauthn.Store.DeactivateCredential],
+// with its events.
+func (m *MemoryStore) DeactivateCredential(ctx context.Context, userID, id []byte, at time.Time) error {
+	return m.keyChange("deactivating credential", StoreEvents(ctx, OpDeactivateCredential), func() error {
+		return m.MemoryStore.DeactivateCredential(ctx, userID, id, at)
+	})
+}
+
+// DeleteCredential implements [webauthn.Store.DeleteCredential], with
+// its events.
+func (m *MemoryStore) DeleteCredential(ctx context.Context, userID, id []byte) error {
+	return m.keyChange("deleting credential", StoreEvents(ctx, OpDeleteCredential), func() error {
+		return m.MemoryStore.DeleteCredential(ctx, userID, id)
+	})
+}
+
+// RecordSignIn implements [webauthn.Store.RecordSignIn], with its events.
+func (m *MemoryStore) RecordSignIn(ctx context.Context, s webauthn.SignIn) error {
+	return m.keyChange("recording sign-in", KeyEvents(ctx, OpRecordSignIn, nil, s.CredentialID), func() error {
+		return m.MemoryStore.RecordSignIn(ctx, s)
+	})
+}
+
+// FlagClone implements [webauthn.Store.FlagClone], with its events.
+func (m *MemoryStore) FlagClone(ctx context.Context, id []byte) error {
+	return m.keyChange("flagging clone", KeyEvents(ctx, OpFlagClone, nil, id), func() error {
+		return m.MemoryStore.FlagClone(ctx, id)
+	})
+}
+
+// checkEvents reports whether evs can be appended; m.mu is held. It runs
+// before a change, so that a change whose events cannot be appended is
+// not made.
+func (m *MemoryStore) checkEvents(evs []Event) error {
+	seen := map[string]bool{}
+	for _, e := range evs {
+		if m.eventIDs[string(e.ID)] || seen[string(e.ID)] {
+			return fmt.Errorf("event %x: %w", e.ID, ErrEventExists)
+		}
+		seen[string(e.ID)] = true
+	}
+	return nil
+}
+
+// addEvents appends evs, which checkEvents passed; m.mu is held.
+func (m *MemoryStore) addEvents(evs []Event) {
+	for _, e := range evs {
+		c := copyEvent(&e)
+		m.events = append(m.events, c)
+		m.eventIDs[string(c.ID)] = true
+	}
+}
+
+func copyEvent(e *Event) *Event {
+	c := *e
+	c.ID, c.UserID, c.ActorID = clone(e.ID), clone(e.UserID), clone(e.ActorID)
+	c.Time = memTime(e.Time)
+	return &c
+}
+
+// AppendEvents implements [Store.AppendEvents].
+func (m *MemoryStore) AppendEvents(ctx context.Context, evs ...Event) error {
+	if err := ctx.Err(); err != nil {
+		return memErr("appending events", err)
+	}
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if err := m.checkEvents(evs); err != nil {
+		return memErr("appending events", err)
+	}
+	m.addEvents(evs)
+	return nil
+}
+
+// Events implements [Store.Events].
+func (m *MemoryStore) Events(ctx context.Context, q EventQuery) ([]*Event, error) {
+	if err := ctx.Err(); err != nil {
+		return nil, memErr("reading events", err)
+	}
+	// Bounds to the microsecond, as the stored times and as SQL stores
+	// compare them.
+	q.Since, q.Until = memTime(q.Since), memTime(q.Until)
+	if q.After != nil {
+		q.After = copyEvent(q.After)
+	}
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	out := []*Event{}
+	for _, e := range m.events {
+		if q.Match(e) {
+			out = append(out, copyEvent(e))
+		}
+	}
+	sort.Slice(out, func(i, j int) bool {
+		c := compareEvents(out[i], out[j])
+		if q.Newest {
+			return c > 0
+		}
+		return c < 0
+	})
+	if q.Limit > 0 && len(out) > q.Limit {
+		out = out[:q.Limit]
+	}
+	return out, nil
+}
+
+// PurgeEvents implements [Store.PurgeEvents].
+func (m *MemoryStore) PurgeEvents(ctx context.Context, before time.Time) (int, error) {
+	if err := ctx.Err(); err != nil {
+		return 0, memErr("purging events", err)
+	}
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	before = memTime(before)
+	kept := m.events[:0]
+	for _, e := range m.events {
+		if e.Time.Before(before) {
+			delete(m.eventIDs, string(e.ID))
+			continue
+		}
+		kept = append(kept, e)
+	}
+	n := len(m.events) - len(kept)
+	clear(m.events[len(kept):])
+	m.events = kept
+	return n, nil
 }
 
 // SaveOTPEnrollment implements [Store.SaveOTPEnrollment].
@@ -192,10 +362,15 @@ func (m *MemoryStore) CompleteOTPEnrollment(ctx context.Context, d *OTPDevice, l
 			}
 		}
 	}
+	evs := StoreEvents(ctx, OpCompleteOTPEnrollment)
+	if err := m.checkEvents(evs); err != nil {
+		return memErr("completing enrollment", err)
+	}
 	delete(m.pending, string(d.ID))
 	m.devices[string(d.ID)] = copyOTPDevice(d)
 	m.next++
 	m.seq[string(d.ID)] = m.next
+	m.addEvents(evs)
 	return nil
 }
 
@@ -283,17 +458,17 @@ func (m *MemoryStore) owned(userID, id []byte) (*OTPDevice, error) {
 
 // RenameOTPDevice implements [Store.RenameOTPDevice].
 func (m *MemoryStore) RenameOTPDevice(ctx context.Context, userID, id []byte, name string) error {
-	return m.update(ctx, "renaming device", userID, id, func(d *OTPDevice) error { d.Name = name; return nil })
+	return m.update(ctx, "renaming device", OpRenameOTPDevice, userID, id, func(d *OTPDevice) error { d.Name = name; return nil })
 }
 
 // DeactivateOTPDevice implements [Store.DeactivateOTPDevice].
 func (m *MemoryStore) DeactivateOTPDevice(ctx context.Context, userID, id []byte, at time.Time) error {
-	return m.update(ctx, "deactivating device", userID, id, func(d *OTPDevice) error { d.Deactivated = memTime(at); return nil })
+	return m.update(ctx, "deactivating device", OpDeactivateOTPDevice, userID, id, func(d *OTPDevice) error { d.Deactivated = memTime(at); return nil })
 }
 
 // AdvanceOTPStep implements [Store.AdvanceOTPStep].
 func (m *MemoryStore) AdvanceOTPStep(ctx context.Context, userID, id []byte, step int64, at time.Time) error {
-	return m.update(ctx, "advancing step", userID, id, func(d *OTPDevice) error {
+	return m.update(ctx, "advancing step", OpAdvanceOTPStep, userID, id, func(d *OTPDevice) error {
 		switch {
 		case !d.Active():
 			return webauthn.ErrInactive
@@ -307,7 +482,7 @@ func (m *MemoryStore) AdvanceOTPStep(ctx context.Context, userID, id []byte, ste
 
 // ResyncOTPDevice implements [Store.ResyncOTPDevice].
 func (m *MemoryStore) ResyncOTPDevice(ctx context.Context, userID, id []byte, drift int, step int64) error {
-	return m.update(ctx, "resyncing device", userID, id, func(d *OTPDevice) error {
+	return m.update(ctx, "resyncing device", OpResyncOTPDevice, userID, id, func(d *OTPDevice) error {
 		switch {
 		case !d.Active():
 			return webauthn.ErrInactive
@@ -319,7 +494,7 @@ func (m *MemoryStore) ResyncOTPDevice(ctx context.Context, userID, id []byte, dr
 	})
 }
 
-func (m *MemoryStore) update(ctx context.Context, op string, userID, id []byte, f func(*OTPDevice) error) error {
+func (m *MemoryStore) update(ctx context.Context, op string, eop StoreOp, userID, id []byte, f func(*OTPDevice) error) error {
 	if err := ctx.Err(); err != nil {
 		return memErr(op, err)
 	}
@@ -333,7 +508,12 @@ func (m *MemoryStore) update(ctx context.Context, op string, userID, id []byte, 
 	if err := f(c); err != nil {
 		return memErr(op, err)
 	}
+	evs := StoreEvents(ctx, eop)
+	if err := m.checkEvents(evs); err != nil {
+		return memErr(op, err)
+	}
 	m.devices[string(id)] = c
+	m.addEvents(evs)
 	return nil
 }
 
@@ -347,8 +527,13 @@ func (m *MemoryStore) DeleteOTPDevice(ctx context.Context, userID, id []byte) er
 	if _, err := m.owned(userID, id); err != nil {
 		return memErr("deleting device", err)
 	}
+	evs := StoreEvents(ctx, OpDeleteOTPDevice)
+	if err := m.checkEvents(evs); err != nil {
+		return memErr("deleting device", err)
+	}
 	delete(m.devices, string(id))
 	delete(m.seq, string(id))
+	m.addEvents(evs)
 	return nil
 }
 
@@ -382,7 +567,12 @@ func (m *MemoryStore) ReplaceRecoveryCodes(ctx context.Context, r *RecoveryCodes
 	if err := m.userExists(ctx, r.UserID); err != nil {
 		return memErr("replacing recovery codes", err)
 	}
+	evs := StoreEvents(ctx, OpReplaceRecoveryCodes)
+	if err := m.checkEvents(evs); err != nil {
+		return memErr("replacing recovery codes", err)
+	}
 	m.recovery[string(r.UserID)] = copyRecovery(r, false)
+	m.addEvents(evs)
 	return nil
 }
 
@@ -414,7 +604,12 @@ func (m *MemoryStore) UseRecoveryCode(ctx context.Context, userID, setID []byte,
 	case !r.Used[index].IsZero():
 		return 0, memErr("using recovery code", ErrReplay)
 	}
+	evs := StoreEvents(ctx, OpUseRecoveryCode)
+	if err := m.checkEvents(evs); err != nil {
+		return 0, memErr("using recovery code", err)
+	}
 	r.Used[index] = memTime(at)
+	m.addEvents(evs)
 	return r.Left(), nil
 }
 
@@ -457,10 +652,16 @@ func (m *MemoryStore) RecordFailure(ctx context.Context, userID []byte, f Factor
 	k := attemptsKey(userID, f)
 	a := m.attempts[k]
 	a.Failures++
+	evs := StoreEvents(ctx, OpRecordFailure)
 	if u := p.Until(a.Failures, now); !u.IsZero() {
 		a.LockedUntil = memTime(u)
+		evs = append(evs, LockEvents(ctx, a.LockedUntil)...)
+	}
+	if err := m.checkEvents(evs); err != nil {
+		return Attempts{}, memErr("recording failure", err)
 	}
 	m.attempts[k] = a
+	m.addEvents(evs)
 	return a, nil
 }
 
@@ -471,6 +672,11 @@ func (m *MemoryStore) ResetAttempts(ctx context.Context, userID []byte, f Factor
 	}
 	m.mu.Lock()
 	defer m.mu.Unlock()
+	evs := StoreEvents(ctx, OpResetAttempts)
+	if err := m.checkEvents(evs); err != nil {
+		return memErr("resetting attempts", err)
+	}
 	delete(m.attempts, attemptsKey(userID, f))
+	m.addEvents(evs)
 	return nil
 }

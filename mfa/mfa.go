@@ -67,6 +67,11 @@ type Config struct {
 	// an administrator is the application's to say. Nil means no
 	// account has a role.
 	Roles func(ctx context.Context, userID []byte) ([]string, error)
+	// OnEvent, if not nil, is given each event of the log once the store
+	// has committed it, such as [LogEvents] for log/slog. It is called
+	// on the goroutine of the call that caused the event, so it must be
+	// quick and safe for concurrent use.
+	OnEvent func(ctx context.Context, e Event)
 	// Now tells the time: TOTP steps, expiry, last-use times. Nil means
 	// time.Now.
 	Now func() time.Time
@@ -95,6 +100,7 @@ type Manager struct {
 	rand     io.Reader
 	maxDevis int
 	roles    func(ctx context.Context, userID []byte) ([]string, error)
+	onEvent  func(ctx context.Context, e Event)
 }
 
 // New validates cfg and returns a Manager.
@@ -121,6 +127,7 @@ func New(cfg Config) (*Manager, error) {
 		rand:     cfg.Rand,
 		maxDevis: cfg.RelyingParty.MaxCredentials(),
 		roles:    cfg.Roles,
+		onEvent:  cfg.OnEvent,
 	}
 	if m.issuer == "" {
 		m.issuer = cfg.RelyingParty.Name()

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net"
 	"net/http"
 	"slices"
 	"time"
@@ -243,6 +244,11 @@ func (m *Manager) Require(p Policy, session SessionFunc, onError func(r *http.Re
 				return
 			}
 			code, status := refusalCode(re)
+			if len(s.UserID) > 0 {
+				if err := m.recordRefusal(r, s.UserID, code); err != nil && onError != nil {
+					onError(r, err)
+				}
+			}
 			body := map[string]any{"code": code, "message": refusalMessages[code], "factors": re.Factors}
 			if re.Factors == nil {
 				body["factors"] = []string{}
@@ -260,4 +266,37 @@ func (m *Manager) Require(p Policy, session SessionFunc, onError func(r *http.Re
 
 func writeRefusal(w http.ResponseWriter, status int, body map[string]any) {
 	writeJSON(w, status, map[string]any{"error": body})
+}
+
+// recordRefusal appends the EventPolicyRefused of a signed-in account's
+// refused request.
+func (m *Manager) recordRefusal(r *http.Request, userID []byte, code string) error {
+	ctx := requestActor(r, userID)
+	ev, err := m.event(ctx, EventPolicyRefused, userID, m.now())
+	if err != nil {
+		return err
+	}
+	ev.Detail = code
+	return m.record(ctx, ev)
+}
+
+// requestActor returns r's context with its [Actor]: one the
+// application set with [WithActor] is kept, and what it left empty is
+// filled from the request: userID, the remote address (host only) and
+// the User-Agent.
+func requestActor(r *http.Request, userID []byte) context.Context {
+	a := actorFrom(r.Context())
+	if len(a.ID) == 0 {
+		a.ID = userID
+	}
+	if a.RemoteAddr == "" {
+		a.RemoteAddr = r.RemoteAddr
+		if host, _, err := net.SplitHostPort(r.RemoteAddr); err == nil {
+			a.RemoteAddr = host
+		}
+	}
+	if a.UserAgent == "" {
+		a.UserAgent = r.UserAgent()
+	}
+	return WithActor(r.Context(), a)
 }

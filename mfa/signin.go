@@ -2,6 +2,7 @@ package mfa
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"time"
@@ -117,7 +118,7 @@ func (m *Manager) VerifyTOTP(ctx context.Context, userID []byte, code string) (*
 	if len(active) == 0 {
 		return nil, ErrNotEnrolled
 	}
-	malformed, reused := 0, false
+	malformed, reused := 0, ""
 	for _, d := range active {
 		p := otpParams{hash: d.Hash, digits: d.Digits, period: d.Period}
 		c, err := parseCode(code, p.digits)
@@ -135,19 +136,26 @@ func (m *Manager) VerifyTOTP(ctx context.Context, userID []byte, code string) (*
 			continue
 		}
 		if s <= d.LastStep {
-			reused = true
+			reused = otpDeviceID(d.ID)
 			continue
 		}
-		err = m.store.AdvanceOTPStep(ctx, userID, d.ID, s, now)
+		ectx, ev, err := m.withEvent(ctx, OpAdvanceOTPStep, EventSecondFactor, userID, now, func(e *Event) {
+			e.DeviceID, e.Factor = otpDeviceID(d.ID), FactorTOTP
+		})
+		if err != nil {
+			return nil, err
+		}
+		err = m.store.AdvanceOTPStep(ectx, userID, d.ID, s, now)
 		switch {
 		case errors.Is(err, ErrReplay):
-			reused = true
+			reused = otpDeviceID(d.ID)
 			continue
 		case errors.Is(err, webauthn.ErrInactive), errors.Is(err, webauthn.ErrNotFound):
 			continue // deactivated or deleted meanwhile
 		case err != nil:
 			return nil, storeErr("recording the code", err)
 		}
+		m.emit(ctx, ev)
 		if err := m.succeed(ctx, userID, FactorTOTP, attempts); err != nil {
 			return nil, err
 		}
@@ -158,11 +166,11 @@ func (m *Manager) VerifyTOTP(ctx context.Context, userID []byte, code string) (*
 	case malformed == len(active):
 		_, err := parseCode(code, active[0].Digits)
 		return nil, err
-	case reused:
+	case reused != "":
 		// The right code, already used: not a guess, so not counted.
-		return nil, ErrCodeReused
+		return nil, m.refused(ctx, userID, reused, FactorTOTP, now, ErrCodeReused)
 	}
-	return nil, m.fail(ctx, userID, FactorTOTP, now, ErrInvalidCode)
+	return nil, m.fail(ctx, userID, "", FactorTOTP, now, ErrInvalidCode)
 }
 
 // checkLock refuses a factor that is locked at now, and returns its
@@ -189,14 +197,51 @@ func (m *Manager) succeed(ctx context.Context, userID []byte, f Factor, before A
 	return storeErr("resetting attempts", m.store.ResetAttempts(ctx, userID, f))
 }
 
-// fail counts a wrong code and returns cause, or the lock it caused.
-func (m *Manager) fail(ctx context.Context, userID []byte, f Factor, now time.Time, cause error) error {
-	a, err := m.store.RecordFailure(ctx, userID, f, now, m.lock)
+// fail counts a wrong code, with its event (and the lock's, if it
+// locks the factor), and returns cause, or the lock it caused.
+func (m *Manager) fail(ctx context.Context, userID []byte, deviceID string, f Factor, now time.Time, cause error) error {
+	ectx, ev, err := m.withEvent(ctx, OpRecordFailure, EventSecondFactorFailed, userID, now, func(e *Event) {
+		e.DeviceID, e.Factor, e.Detail = deviceID, f, ErrorCode(cause)
+	})
+	if err != nil {
+		return err
+	}
+	ectx, lock, err := m.withEvent(ectx, OpLock, EventLockout, userID, now, func(e *Event) {
+		e.DeviceID, e.Factor = deviceID, f
+	})
+	if err != nil {
+		return err
+	}
+	a, err := m.store.RecordFailure(ectx, userID, f, now, m.lock)
 	if err != nil {
 		return storeErr("recording a failed attempt", err)
 	}
+	m.emit(ctx, ev)
+	// The store appended the lock's event on the same condition.
+	if !m.lock.Until(a.Failures, now).IsZero() {
+		lock.Detail = a.LockedUntil.UTC().Format(time.RFC3339)
+		m.emit(ctx, lock)
+	}
 	if now.Before(a.LockedUntil) {
 		return fmt.Errorf("%w: %w", cause, &LockedError{Factor: f, Until: a.LockedUntil, Failures: a.Failures})
+	}
+	return cause
+}
+
+// refused records an attempt refused without being counted (a code
+// already used, a rejected security key) and returns cause; a failure to
+// record it is returned instead.
+func (m *Manager) refused(ctx context.Context, userID []byte, deviceID string, f Factor, now time.Time, cause error) error {
+	ev, err := m.event(ctx, EventSecondFactorFailed, userID, now)
+	if err != nil {
+		return err
+	}
+	ev.DeviceID, ev.Factor, ev.Detail = deviceID, f, ErrorCode(cause)
+	if f == FactorSecurityKey {
+		ev.Detail = webauthn.ErrorCode(cause)
+	}
+	if err := m.record(ctx, ev); err != nil {
+		return err
 	}
 	return cause
 }
@@ -220,7 +265,15 @@ func (m *Manager) Unlock(ctx context.Context, userID []byte, f Factor) error {
 	if f != FactorTOTP && f != FactorRecoveryCode {
 		return fmt.Errorf("%w: factor %q has no attempt limit", ErrInvalidRequest, f)
 	}
-	return storeErr("unlocking", m.store.ResetAttempts(ctx, userID, f))
+	ectx, ev, err := m.withEvent(ctx, OpResetAttempts, EventAttemptsReset, userID, m.now(), func(e *Event) { e.Factor = f })
+	if err != nil {
+		return err
+	}
+	if err := m.store.ResetAttempts(ectx, userID, f); err != nil {
+		return storeErr("unlocking", err)
+	}
+	m.emit(ctx, ev)
+	return nil
 }
 
 // RecoveryCodeSet is a new set of recovery codes, to show the person
@@ -264,9 +317,14 @@ func (m *Manager) GenerateRecoveryCodes(ctx context.Context, userID []byte) (*Re
 		set.Hashes = append(set.Hashes, m.hash.sum(c, set.Salt))
 		out.Codes = append(out.Codes, Secret{formatRecoveryCode(c)})
 	}
-	if err := m.store.ReplaceRecoveryCodes(ctx, set); err != nil {
+	ectx, ev, err := m.withEvent(ctx, OpReplaceRecoveryCodes, EventRecoveryCodesGenerated, userID, set.Created, nil)
+	if err != nil {
+		return nil, err
+	}
+	if err := m.store.ReplaceRecoveryCodes(ectx, set); err != nil {
 		return nil, storeErr("storing recovery codes", err)
 	}
+	m.emit(ctx, ev)
 	return out, nil
 }
 
@@ -314,22 +372,33 @@ func (m *Manager) VerifyRecoveryCode(ctx context.Context, userID []byte, code st
 	i, ok := matchRecoveryCode(set, m.hash.sum(c, set.Salt))
 	switch {
 	case ok && i < len(set.Used) && !set.Used[i].IsZero():
-		return nil, ErrCodeReused
+		return nil, m.refused(ctx, userID, "", FactorRecoveryCode, now, ErrCodeReused)
 	case !ok && set.Left() == 0:
 		return nil, ErrNoRecoveryCodes
 	case !ok:
-		return nil, m.fail(ctx, userID, FactorRecoveryCode, now, ErrInvalidCode)
+		return nil, m.fail(ctx, userID, "", FactorRecoveryCode, now, ErrInvalidCode)
 	}
-	left, err := m.store.UseRecoveryCode(ctx, userID, set.ID, i, now)
+	passed, err := m.event(ctx, EventSecondFactor, userID, now)
+	if err != nil {
+		return nil, err
+	}
+	passed.Factor = FactorRecoveryCode
+	used, err := m.event(ctx, EventRecoveryCodeUsed, userID, now)
+	if err != nil {
+		return nil, err
+	}
+	used.Factor = FactorRecoveryCode
+	left, err := m.store.UseRecoveryCode(WithStoreEvents(ctx, OpUseRecoveryCode, passed, used), userID, set.ID, i, now)
 	switch {
 	case errors.Is(err, ErrReplay):
-		return nil, ErrCodeReused
+		return nil, m.refused(ctx, userID, "", FactorRecoveryCode, now, ErrCodeReused)
 	case errors.Is(err, webauthn.ErrNotFound):
 		// A new set replaced this one meanwhile: its codes are void.
-		return nil, m.fail(ctx, userID, FactorRecoveryCode, now, ErrInvalidCode)
+		return nil, m.fail(ctx, userID, "", FactorRecoveryCode, now, ErrInvalidCode)
 	case err != nil:
 		return nil, storeErr("using a recovery code", err)
 	}
+	m.emit(ctx, passed, used)
 	if err := m.succeed(ctx, userID, FactorRecoveryCode, attempts); err != nil {
 		return nil, err
 	}
@@ -355,14 +424,57 @@ func (m *Manager) FinishSecurityKey(ctx context.Context, userID []byte, challeng
 	if err := checkUserID(userID); err != nil {
 		return nil, err
 	}
-	u, c, err := m.rp.FinishLogin(ctx, challengeID, response)
+	now := m.now()
+	// The key is the relying party's to find out: the store fills it in
+	// (KeyEvents).
+	ectx, passed, err := m.withEvent(ctx, OpRecordSignIn, EventSecondFactor, userID, now, func(e *Event) { e.Factor = FactorSecurityKey })
 	if err != nil {
 		return nil, err
+	}
+	ectx, clone, err := m.withEvent(ectx, OpFlagClone, EventCloneWarning, userID, now, func(e *Event) { e.Factor = FactorSecurityKey })
+	if err != nil {
+		return nil, err
+	}
+	u, c, err := m.rp.FinishLogin(ectx, challengeID, response)
+	if err != nil {
+		var ve *webauthn.VerificationError
+		if !errors.As(err, &ve) {
+			return nil, err
+		}
+		deviceID := m.responseKey(ctx, userID, response)
+		if errors.Is(err, webauthn.ErrSignCount) && deviceID != "" {
+			clone.DeviceID = deviceID
+			m.emit(ctx, clone)
+		}
+		return nil, m.refused(ctx, userID, deviceID, FactorSecurityKey, now, err)
 	}
 	if string(u.ID) != string(userID) {
 		return nil, fmt.Errorf("mfa: security key: %w", webauthn.ErrCredentialOwner)
 	}
+	fillKeyEvent(&passed, userID, c.ID)
+	m.emit(ctx, passed)
 	return &Verification{UserID: userID, Factor: FactorSecurityKey, Device: keyDevice(c), At: c.LastUsed}, nil
+}
+
+// responseKey returns the device ID of the account's key that a
+// sign-in response names, or "" if it names none of them: for the
+// event of a refused sign-in, which must not record what an attacker
+// made up.
+func (m *Manager) responseKey(ctx context.Context, userID []byte, response []byte) string {
+	var r struct {
+		RawID string `json:"rawId"`
+	}
+	if json.Unmarshal(response, &r) != nil {
+		return ""
+	}
+	id, err := b64.DecodeString(r.RawID)
+	if err != nil || len(id) == 0 || len(id) > 1023 {
+		return ""
+	}
+	if _, err := m.rp.Credential(ctx, userID, id); err != nil {
+		return ""
+	}
+	return keyDeviceID(id)
 }
 
 // RotateKeys re-seals every TOTP seed not sealed under the keyring's

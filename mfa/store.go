@@ -184,6 +184,12 @@ func (p LockPolicy) Until(failures int, now time.Time) time.Time {
 // [webauthn.ErrLimit], [webauthn.ErrInactive], [webauthn.ErrConflict] or
 // [ErrReplay] where the method says so.
 //
+// Every method that changes something appends, in the change's
+// transaction, the events of the log that the context carries for it
+// ([StoreEvents], [KeyEvents], the StoreOp constants), and none if it
+// changes nothing or fails: no change without its event, no event
+// without its change. The embedded webauthn.Store's methods do so too.
+//
 // One rule crosses into the embedded [webauthn.Store]: AddCredential's
 // limit counts the user's TOTP devices as well as their keys, checked in
 // the same transaction, just as CompleteOTPEnrollment's limit counts
@@ -275,4 +281,15 @@ type Store interface {
 	RecordFailure(ctx context.Context, userID []byte, f Factor, now time.Time, p LockPolicy) (Attempts, error)
 	// ResetAttempts clears the failure count and lock of factor f.
 	ResetAttempts(ctx context.Context, userID []byte, f Factor) error
+
+	// AppendEvents appends events that go with no change, in one
+	// transaction. ErrExists if an event's ID is taken.
+	AppendEvents(ctx context.Context, evs ...Event) error
+	// Events returns the events q selects ([EventQuery.Match]), in its
+	// order, at most q.Limit of them (<= 0: all). Events committed
+	// concurrently with the query may or may not be in it.
+	Events(ctx context.Context, q EventQuery) ([]*Event, error)
+	// PurgeEvents removes the events with a Time before before and
+	// reports how many.
+	PurgeEvents(ctx context.Context, before time.Time) (int, error)
 }

@@ -128,7 +128,10 @@ func (s *Store) CompleteOTPEnrollment(ctx context.Context, d *mfa.OTPDevice, lim
 			VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15)`,
 			bytea(d.ID), bytea(d.UserID), string(d.Type), d.Name, nullText(d.Serial), d.Secret.KeyID, bytea(d.Secret.Box),
 			d.Hash, d.Digits, d.Period, d.LastStep, d.Drift, ts(d.Created), nullTS(d.LastUsed), nullTS(d.Deactivated))
-		return err
+		if err != nil {
+			return err
+		}
+		return insertEvents(ctx, tx, mfa.StoreEvents(ctx, mfa.OpCompleteOTPEnrollment))
 	})
 	switch {
 	case sqlState(err) == uniqueViolation:
@@ -239,21 +242,21 @@ func (s *Store) ListOTPDevices(ctx context.Context, after []byte, limit int) ([]
 
 // RenameOTPDevice implements [mfa.Store.RenameOTPDevice].
 func (s *Store) RenameOTPDevice(ctx context.Context, userID, id []byte, name string) error {
-	return s.updateOwned(ctx, "renaming otp device",
+	return s.updateOwned(ctx, mfa.OpRenameOTPDevice, "renaming otp device",
 		`UPDATE mfa_otp_devices SET name = $1 WHERE id = $2 AND user_id = $3`,
 		name, bytea(id), bytea(userID))
 }
 
 // DeactivateOTPDevice implements [mfa.Store.DeactivateOTPDevice].
 func (s *Store) DeactivateOTPDevice(ctx context.Context, userID, id []byte, at time.Time) error {
-	return s.updateOwned(ctx, "deactivating otp device",
+	return s.updateOwned(ctx, mfa.OpDeactivateOTPDevice, "deactivating otp device",
 		`UPDATE mfa_otp_devices SET deactivated = $1 WHERE id = $2 AND user_id = $3`,
 		nullTS(at), bytea(id), bytea(userID))
 }
 
 // DeleteOTPDevice implements [mfa.Store.DeleteOTPDevice].
 func (s *Store) DeleteOTPDevice(ctx context.Context, userID, id []byte) error {
-	return s.updateOwned(ctx, "deleting otp device",
+	return s.updateOwned(ctx, mfa.OpDeleteOTPDevice, "deleting otp device",
 		`DELETE FROM mfa_otp_devices WHERE id = $1 AND user_id = $2`,
 		bytea(id), bytea(userID))
 }
@@ -264,41 +267,47 @@ func (s *Store) DeleteOTPDevice(ctx context.Context, userID, id []byte) error {
 // last_step and change nothing. When it changes no row, a second read
 // tells why.
 func (s *Store) AdvanceOTPStep(ctx context.Context, userID, id []byte, step int64, at time.Time) error {
-	tag, err := s.pool.Exec(ctx, `UPDATE mfa_otp_devices SET last_step = $1, last_used = $2
-		WHERE id = $3 AND user_id = $4 AND deactivated IS NULL AND last_step < $1`,
-		step, nullTS(at), bytea(id), bytea(userID))
+	err := s.change(ctx, mfa.StoreEvents(ctx, mfa.OpAdvanceOTPStep), func(q querier) error {
+		tag, err := q.Exec(ctx, `UPDATE mfa_otp_devices SET last_step = $1, last_used = $2
+			WHERE id = $3 AND user_id = $4 AND deactivated IS NULL AND last_step < $1`,
+			step, nullTS(at), bytea(id), bytea(userID))
+		if err != nil || tag.RowsAffected() == 1 {
+			return err
+		}
+		return stepError(ctx, q, userID, id, step)
+	})
 	if err != nil {
 		return fmt.Errorf("postgres: advancing otp step: %w", err)
 	}
-	if tag.RowsAffected() == 1 {
-		return nil
-	}
-	return fmt.Errorf("postgres: advancing otp step: %w", s.stepError(ctx, userID, id, step))
+	return nil
 }
 
 // ResyncOTPDevice implements [mfa.Store.ResyncOTPDevice] like
 // AdvanceOTPStep.
 func (s *Store) ResyncOTPDevice(ctx context.Context, userID, id []byte, drift int, step int64) error {
-	tag, err := s.pool.Exec(ctx, `UPDATE mfa_otp_devices SET drift = $1, last_step = $2
-		WHERE id = $3 AND user_id = $4 AND deactivated IS NULL AND last_step < $2`,
-		drift, step, bytea(id), bytea(userID))
+	err := s.change(ctx, mfa.StoreEvents(ctx, mfa.OpResyncOTPDevice), func(q querier) error {
+		tag, err := q.Exec(ctx, `UPDATE mfa_otp_devices SET drift = $1, last_step = $2
+			WHERE id = $3 AND user_id = $4 AND deactivated IS NULL AND last_step < $2`,
+			drift, step, bytea(id), bytea(userID))
+		if err != nil || tag.RowsAffected() == 1 {
+			return err
+		}
+		return stepError(ctx, q, userID, id, step)
+	})
 	if err != nil {
 		return fmt.Errorf("postgres: resyncing otp device: %w", err)
 	}
-	if tag.RowsAffected() == 1 {
-		return nil
-	}
-	return fmt.Errorf("postgres: resyncing otp device: %w", s.stepError(ctx, userID, id, step))
+	return nil
 }
 
 // stepError reads why a step compare-and-set changed no row. It is a new
 // statement, so it sees whatever made the UPDATE skip the row.
-func (s *Store) stepError(ctx context.Context, userID, id []byte, step int64) error {
+func stepError(ctx context.Context, q querier, userID, id []byte, step int64) error {
 	var (
 		last        int64
 		deactivated bool
 	)
-	err := s.pool.QueryRow(ctx, `SELECT last_step, deactivated IS NOT NULL FROM mfa_otp_devices
+	err := q.QueryRow(ctx, `SELECT last_step, deactivated IS NOT NULL FROM mfa_otp_devices
 		WHERE id = $1 AND user_id = $2`, bytea(id), bytea(userID)).Scan(&last, &deactivated)
 	switch {
 	case errors.Is(err, pgx.ErrNoRows):
@@ -356,16 +365,18 @@ func (s *Store) ReplaceRecoveryCodes(ctx context.Context, r *mfa.RecoveryCodes) 
 			return err
 		}
 		if len(r.Hashes) == 0 {
-			return nil
+			return insertEvents(ctx, tx, mfa.StoreEvents(ctx, mfa.OpReplaceRecoveryCodes))
 		}
 		hashes := make([][]byte, len(r.Hashes))
 		for i, h := range r.Hashes {
 			hashes[i] = bytea(h)
 		}
-		_, err := tx.Exec(ctx, `INSERT INTO mfa_recovery_codes (user_id, set_id, idx, hash)
+		if _, err := tx.Exec(ctx, `INSERT INTO mfa_recovery_codes (user_id, set_id, idx, hash)
 			SELECT $1, $2, h.ord - 1, h.hash FROM unnest($3::bytea[]) WITH ORDINALITY AS h (hash, ord)`,
-			bytea(r.UserID), bytea(r.ID), hashes)
-		return err
+			bytea(r.UserID), bytea(r.ID), hashes); err != nil {
+			return err
+		}
+		return insertEvents(ctx, tx, mfa.StoreEvents(ctx, mfa.OpReplaceRecoveryCodes))
 	})
 	switch {
 	case sqlState(err) == foreignKeyViolation:
@@ -440,8 +451,11 @@ func (s *Store) UseRecoveryCode(ctx context.Context, userID, setID []byte, index
 			}
 			return fmt.Errorf("code %d: %w", index, mfa.ErrReplay)
 		}
-		return tx.QueryRow(ctx, `SELECT count(*) FROM mfa_recovery_codes
-			WHERE user_id = $1 AND set_id = $2 AND used IS NULL`, bytea(userID), bytea(setID)).Scan(&left)
+		if err := tx.QueryRow(ctx, `SELECT count(*) FROM mfa_recovery_codes
+			WHERE user_id = $1 AND set_id = $2 AND used IS NULL`, bytea(userID), bytea(setID)).Scan(&left); err != nil {
+			return err
+		}
+		return insertEvents(ctx, tx, mfa.StoreEvents(ctx, mfa.OpUseRecoveryCode))
 	})
 	if err != nil {
 		return 0, fmt.Errorf("postgres: using recovery code: %w", err)
@@ -496,14 +510,16 @@ func (s *Store) RecordFailure(ctx context.Context, userID []byte, f mfa.Factor, 
 			return err
 		}
 		a.LockedUntil = fromNullTS(locked)
-		until := p.Until(a.Failures, now)
-		if until.IsZero() {
-			return nil
+		evs := mfa.StoreEvents(ctx, mfa.OpRecordFailure)
+		if until := p.Until(a.Failures, now); !until.IsZero() {
+			a.LockedUntil = ts(until)
+			if _, err = tx.Exec(ctx, `UPDATE mfa_attempts SET locked_until = $1 WHERE user_id = $2 AND factor = $3`,
+				a.LockedUntil, bytea(userID), string(f)); err != nil {
+				return err
+			}
+			evs = append(evs, mfa.LockEvents(ctx, a.LockedUntil)...)
 		}
-		a.LockedUntil = ts(until)
-		_, err = tx.Exec(ctx, `UPDATE mfa_attempts SET locked_until = $1 WHERE user_id = $2 AND factor = $3`,
-			a.LockedUntil, bytea(userID), string(f))
-		return err
+		return insertEvents(ctx, tx, evs)
 	})
 	switch {
 	case sqlState(err) == foreignKeyViolation:
@@ -516,8 +532,12 @@ func (s *Store) RecordFailure(ctx context.Context, userID []byte, f mfa.Factor, 
 
 // ResetAttempts implements [mfa.Store.ResetAttempts].
 func (s *Store) ResetAttempts(ctx context.Context, userID []byte, f mfa.Factor) error {
-	if _, err := s.pool.Exec(ctx, `DELETE FROM mfa_attempts WHERE user_id = $1 AND factor = $2`,
-		bytea(userID), string(f)); err != nil {
+	err := s.change(ctx, mfa.StoreEvents(ctx, mfa.OpResetAttempts), func(q querier) error {
+		_, err := q.Exec(ctx, `DELETE FROM mfa_attempts WHERE user_id = $1 AND factor = $2`,
+			bytea(userID), string(f))
+		return err
+	})
+	if err != nil {
 		return fmt.Errorf("postgres: resetting attempts: %w", err)
 	}
 	return nil

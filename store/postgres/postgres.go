@@ -322,7 +322,10 @@ func scanCredential(row pgx.Row) (*webauthn.Credential, error) {
 // one at a time.
 func (s *Store) AddCredential(ctx context.Context, c *webauthn.Credential, limit int) error {
 	err := pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
-		return addCredential(ctx, tx, c, limit)
+		if err := addCredential(ctx, tx, c, limit); err != nil {
+			return err
+		}
+		return insertEvents(ctx, tx, mfa.KeyEvents(ctx, mfa.OpAddCredential, c.UserID, c.ID))
 	})
 	switch {
 	case sqlState(err) == uniqueViolation:
@@ -345,7 +348,10 @@ func (s *Store) CreateUserWithCredential(ctx context.Context, u *webauthn.User, 
 		if err != nil {
 			return err
 		}
-		return addCredential(ctx, tx, c, 0)
+		if err := addCredential(ctx, tx, c, 0); err != nil {
+			return err
+		}
+		return insertEvents(ctx, tx, mfa.KeyEvents(ctx, mfa.OpCreateUserWithCredential, c.UserID, c.ID))
 	})
 	switch {
 	case sqlState(err) == uniqueViolation:
@@ -428,35 +434,39 @@ func (s *Store) Credentials(ctx context.Context, userID []byte) ([]*webauthn.Cre
 }
 
 // updateOwned runs an UPDATE or DELETE scoped to one user's credential
-// or TOTP device and turns "no row" into ErrNotFound.
-func (s *Store) updateOwned(ctx context.Context, what, query string, args ...any) error {
-	tag, err := s.pool.Exec(ctx, query, args...)
-	switch {
-	case err != nil:
+// or TOTP device, with the events of op, and turns "no row" into
+// ErrNotFound.
+func (s *Store) updateOwned(ctx context.Context, op mfa.StoreOp, what, query string, args ...any) error {
+	err := s.change(ctx, mfa.StoreEvents(ctx, op), func(q querier) error {
+		tag, err := q.Exec(ctx, query, args...)
+		if err == nil && tag.RowsAffected() == 0 {
+			err = webauthn.ErrNotFound
+		}
+		return err
+	})
+	if err != nil {
 		return fmt.Errorf("postgres: %s: %w", what, err)
-	case tag.RowsAffected() == 0:
-		return fmt.Errorf("postgres: %s: %w", what, webauthn.ErrNotFound)
 	}
 	return nil
 }
 
 // RenameCredential implements [webauthn.Store.RenameCredential].
 func (s *Store) RenameCredential(ctx context.Context, userID, id []byte, name string) error {
-	return s.updateOwned(ctx, "renaming credential",
+	return s.updateOwned(ctx, mfa.OpRenameCredential, "renaming credential",
 		`UPDATE webauthn_credentials SET name = $1 WHERE id = $2 AND user_id = $3`,
 		name, bytea(id), bytea(userID))
 }
 
 // DeactivateCredential implements [webauthn.Store.DeactivateCredential].
 func (s *Store) DeactivateCredential(ctx context.Context, userID, id []byte, at time.Time) error {
-	return s.updateOwned(ctx, "deactivating credential",
+	return s.updateOwned(ctx, mfa.OpDeactivateCredential, "deactivating credential",
 		`UPDATE webauthn_credentials SET deactivated = $1 WHERE id = $2 AND user_id = $3`,
 		nullTS(at), bytea(id), bytea(userID))
 }
 
 // DeleteCredential implements [webauthn.Store.DeleteCredential].
 func (s *Store) DeleteCredential(ctx context.Context, userID, id []byte) error {
-	return s.updateOwned(ctx, "deleting credential",
+	return s.updateOwned(ctx, mfa.OpDeleteCredential, "deleting credential",
 		`DELETE FROM webauthn_credentials WHERE id = $1 AND user_id = $2`,
 		bytea(id), bytea(userID))
 }
@@ -465,50 +475,59 @@ func (s *Store) DeleteCredential(ctx context.Context, userID, id []byte) error {
 // a compare-and-set UPDATE … RETURNING, and beside it a read of the row
 // that tells why when the UPDATE changed nothing.
 func (s *Store) RecordSignIn(ctx context.Context, in webauthn.SignIn) error {
-	var (
-		updated     bool
-		count       *int64
-		deactivated *bool
-	)
-	err := s.pool.QueryRow(ctx, `WITH cas AS (
-			UPDATE webauthn_credentials
-			SET sign_count = $3, backup_state = $4, last_used = $5
-			WHERE id = $1 AND sign_count = $2 AND deactivated IS NULL
-			RETURNING 1
+	err := s.change(ctx, mfa.KeyEvents(ctx, mfa.OpRecordSignIn, nil, in.CredentialID), func(q querier) error {
+		var (
+			updated     bool
+			count       *int64
+			deactivated *bool
 		)
-		SELECT EXISTS (SELECT 1 FROM cas),
-			(SELECT sign_count FROM webauthn_credentials WHERE id = $1),
-			(SELECT deactivated IS NOT NULL FROM webauthn_credentials WHERE id = $1)`,
-		bytea(in.CredentialID), int64(in.OldCount), int64(in.NewCount), in.BackupState, nullTS(in.At),
-	).Scan(&updated, &count, &deactivated)
-	switch {
-	case err != nil:
+		err := q.QueryRow(ctx, `WITH cas AS (
+				UPDATE webauthn_credentials
+				SET sign_count = $3, backup_state = $4, last_used = $5
+				WHERE id = $1 AND sign_count = $2 AND deactivated IS NULL
+				RETURNING 1
+			)
+			SELECT EXISTS (SELECT 1 FROM cas),
+				(SELECT sign_count FROM webauthn_credentials WHERE id = $1),
+				(SELECT deactivated IS NOT NULL FROM webauthn_credentials WHERE id = $1)`,
+			bytea(in.CredentialID), int64(in.OldCount), int64(in.NewCount), in.BackupState, nullTS(in.At),
+		).Scan(&updated, &count, &deactivated)
+		switch {
+		case err != nil:
+			return err
+		case updated:
+			return nil
+		case count == nil:
+			return webauthn.ErrNotFound
+		case deactivated != nil && *deactivated:
+			return webauthn.ErrInactive
+		}
+		return fmt.Errorf("stored %d, read %d: %w", *count, in.OldCount, webauthn.ErrConflict)
+	})
+	if err != nil {
 		return fmt.Errorf("postgres: recording sign-in: %w", err)
-	case updated:
-		return nil
-	case count == nil:
-		return fmt.Errorf("postgres: recording sign-in: %w", webauthn.ErrNotFound)
-	case deactivated != nil && *deactivated:
-		return fmt.Errorf("postgres: recording sign-in: %w", webauthn.ErrInactive)
 	}
-	return fmt.Errorf("postgres: recording sign-in: stored %d, read %d: %w", *count, in.OldCount, webauthn.ErrConflict)
+	return nil
 }
 
 // FlagClone implements [webauthn.Store.FlagClone].
 func (s *Store) FlagClone(ctx context.Context, id []byte) error {
-	tag, err := s.pool.Exec(ctx, `UPDATE webauthn_credentials SET clone_warning = true WHERE id = $1`, bytea(id))
-	switch {
-	case err != nil:
+	err := s.change(ctx, mfa.KeyEvents(ctx, mfa.OpFlagClone, nil, id), func(q querier) error {
+		tag, err := q.Exec(ctx, `UPDATE webauthn_credentials SET clone_warning = true WHERE id = $1`, bytea(id))
+		if err == nil && tag.RowsAffected() == 0 {
+			err = webauthn.ErrNotFound
+		}
+		return err
+	})
+	if err != nil {
 		return fmt.Errorf("postgres: flagging clone: %w", err)
-	case tag.RowsAffected() == 0:
-		return fmt.Errorf("postgres: flagging clone: %w", webauthn.ErrNotFound)
 	}
 	return nil
 }
 
 // ClearCloneWarning implements [webauthn.Store.ClearCloneWarning].
 func (s *Store) ClearCloneWarning(ctx context.Context, userID, id []byte) error {
-	return s.updateOwned(ctx, "clearing clone warning",
+	return s.updateOwned(ctx, "", "clearing clone warning",
 		`UPDATE webauthn_credentials SET clone_warning = false WHERE id = $1 AND user_id = $2`,
 		bytea(id), bytea(userID))
 }

@@ -123,6 +123,9 @@ func (s *Store) completeOTPEnrollment(ctx context.Context, d *mfa.OTPDevice, lim
 	case err != nil:
 		return err
 	}
+	if err := insertEvents(ctx, tx, mfa.StoreEvents(ctx, mfa.OpCompleteOTPEnrollment)); err != nil {
+		return err
+	}
 	return tx.Commit()
 }
 
@@ -224,21 +227,21 @@ func (s *Store) ListOTPDevices(ctx context.Context, after []byte, limit int) ([]
 
 // RenameOTPDevice implements [mfa.Store.RenameOTPDevice].
 func (s *Store) RenameOTPDevice(ctx context.Context, userID, id []byte, name string) error {
-	return s.updateOwned(ctx, "renaming otp device",
+	return s.updateOwned(ctx, mfa.OpRenameOTPDevice, "renaming otp device",
 		`UPDATE mfa_otp_devices SET name = ? WHERE id = ? AND user_id = ?`,
 		name, blob(id), blob(userID))
 }
 
 // DeactivateOTPDevice implements [mfa.Store.DeactivateOTPDevice].
 func (s *Store) DeactivateOTPDevice(ctx context.Context, userID, id []byte, at time.Time) error {
-	return s.updateOwned(ctx, "deactivating otp device",
+	return s.updateOwned(ctx, mfa.OpDeactivateOTPDevice, "deactivating otp device",
 		`UPDATE mfa_otp_devices SET deactivated = ? WHERE id = ? AND user_id = ?`,
 		nullMicros(at), blob(id), blob(userID))
 }
 
 // DeleteOTPDevice implements [mfa.Store.DeleteOTPDevice].
 func (s *Store) DeleteOTPDevice(ctx context.Context, userID, id []byte) error {
-	return s.updateOwned(ctx, "deleting otp device",
+	return s.updateOwned(ctx, mfa.OpDeleteOTPDevice, "deleting otp device",
 		`DELETE FROM mfa_otp_devices WHERE id = ? AND user_id = ?`,
 		blob(id), blob(userID))
 }
@@ -247,40 +250,46 @@ func (s *Store) DeleteOTPDevice(ctx context.Context, userID, id []byte) error {
 // compare-and-set UPDATE; when it changes no row, a second read tells
 // why.
 func (s *Store) AdvanceOTPStep(ctx context.Context, userID, id []byte, step int64, at time.Time) error {
-	n, err := affected(s.db.ExecContext(ctx, `UPDATE mfa_otp_devices SET last_step = ?1, last_used = ?2
-		WHERE id = ?3 AND user_id = ?4 AND deactivated IS NULL AND last_step < ?1`,
-		step, nullMicros(at), blob(id), blob(userID)))
+	err := s.change(ctx, mfa.StoreEvents(ctx, mfa.OpAdvanceOTPStep), func(q querier) error {
+		n, err := affected(q.ExecContext(ctx, `UPDATE mfa_otp_devices SET last_step = ?1, last_used = ?2
+			WHERE id = ?3 AND user_id = ?4 AND deactivated IS NULL AND last_step < ?1`,
+			step, nullMicros(at), blob(id), blob(userID)))
+		if err != nil || n == 1 {
+			return err
+		}
+		return stepError(ctx, q, userID, id, step)
+	})
 	if err != nil {
 		return fmt.Errorf("sqlite: advancing otp step: %w", err)
 	}
-	if n == 1 {
-		return nil
-	}
-	return fmt.Errorf("sqlite: advancing otp step: %w", s.stepError(ctx, userID, id, step))
+	return nil
 }
 
 // ResyncOTPDevice implements [mfa.Store.ResyncOTPDevice] like
 // AdvanceOTPStep.
 func (s *Store) ResyncOTPDevice(ctx context.Context, userID, id []byte, drift int, step int64) error {
-	n, err := affected(s.db.ExecContext(ctx, `UPDATE mfa_otp_devices SET drift = ?1, last_step = ?2
-		WHERE id = ?3 AND user_id = ?4 AND deactivated IS NULL AND last_step < ?2`,
-		drift, step, blob(id), blob(userID)))
+	err := s.change(ctx, mfa.StoreEvents(ctx, mfa.OpResyncOTPDevice), func(q querier) error {
+		n, err := affected(q.ExecContext(ctx, `UPDATE mfa_otp_devices SET drift = ?1, last_step = ?2
+			WHERE id = ?3 AND user_id = ?4 AND deactivated IS NULL AND last_step < ?2`,
+			drift, step, blob(id), blob(userID)))
+		if err != nil || n == 1 {
+			return err
+		}
+		return stepError(ctx, q, userID, id, step)
+	})
 	if err != nil {
 		return fmt.Errorf("sqlite: resyncing otp device: %w", err)
 	}
-	if n == 1 {
-		return nil
-	}
-	return fmt.Errorf("sqlite: resyncing otp device: %w", s.stepError(ctx, userID, id, step))
+	return nil
 }
 
 // stepError reads why a step compare-and-set changed no row.
-func (s *Store) stepError(ctx context.Context, userID, id []byte, step int64) error {
+func stepError(ctx context.Context, q querier, userID, id []byte, step int64) error {
 	var (
 		last        int64
 		deactivated sql.NullInt64
 	)
-	err := s.db.QueryRowContext(ctx, `SELECT last_step, deactivated FROM mfa_otp_devices
+	err := q.QueryRowContext(ctx, `SELECT last_step, deactivated FROM mfa_otp_devices
 		WHERE id = ? AND user_id = ?`, blob(id), blob(userID)).Scan(&last, &deactivated)
 	switch {
 	case errors.Is(err, sql.ErrNoRows):
@@ -360,6 +369,9 @@ func (s *Store) replaceRecoveryCodes(ctx context.Context, r *mfa.RecoveryCodes) 
 				return err
 			}
 		}
+	}
+	if err := insertEvents(ctx, tx, mfa.StoreEvents(ctx, mfa.OpReplaceRecoveryCodes)); err != nil {
+		return err
 	}
 	return tx.Commit()
 }
@@ -442,6 +454,9 @@ func (s *Store) useRecoveryCode(ctx context.Context, userID, setID []byte, index
 		WHERE user_id = ? AND set_id = ? AND used IS NULL`, blob(userID), blob(setID)).Scan(&left); err != nil {
 		return 0, err
 	}
+	if err := insertEvents(ctx, tx, mfa.StoreEvents(ctx, mfa.OpUseRecoveryCode)); err != nil {
+		return 0, err
+	}
 	return left, tx.Commit()
 }
 
@@ -508,20 +523,29 @@ func (s *Store) recordFailure(ctx context.Context, userID []byte, f mfa.Factor, 
 		return mfa.Attempts{}, err
 	}
 	a.LockedUntil = fromNullMicros(locked)
+	evs := mfa.StoreEvents(ctx, mfa.OpRecordFailure)
 	if until := p.Until(a.Failures, now); !until.IsZero() {
 		if _, err := tx.ExecContext(ctx, `UPDATE mfa_attempts SET locked_until = ? WHERE user_id = ? AND factor = ?`,
 			micros(until), blob(userID), string(f)); err != nil {
 			return mfa.Attempts{}, err
 		}
 		a.LockedUntil = fromMicros(micros(until))
+		evs = append(evs, mfa.LockEvents(ctx, a.LockedUntil)...)
+	}
+	if err := insertEvents(ctx, tx, evs); err != nil {
+		return mfa.Attempts{}, err
 	}
 	return a, tx.Commit()
 }
 
 // ResetAttempts implements [mfa.Store.ResetAttempts].
 func (s *Store) ResetAttempts(ctx context.Context, userID []byte, f mfa.Factor) error {
-	if _, err := s.db.ExecContext(ctx, `DELETE FROM mfa_attempts WHERE user_id = ? AND factor = ?`,
-		blob(userID), string(f)); err != nil {
+	err := s.change(ctx, mfa.StoreEvents(ctx, mfa.OpResetAttempts), func(q querier) error {
+		_, err := q.ExecContext(ctx, `DELETE FROM mfa_attempts WHERE user_id = ? AND factor = ?`,
+			blob(userID), string(f))
+		return err
+	})
+	if err != nil {
 		return fmt.Errorf("sqlite: resetting attempts: %w", err)
 	}
 	return nil

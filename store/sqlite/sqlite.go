@@ -405,6 +405,9 @@ func (s *Store) addCredential(ctx context.Context, c *webauthn.Credential, limit
 	if err := addCredentialTx(ctx, tx, c, limit); err != nil {
 		return err
 	}
+	if err := insertEvents(ctx, tx, mfa.KeyEvents(ctx, mfa.OpAddCredential, c.UserID, c.ID)); err != nil {
+		return err
+	}
 	return tx.Commit()
 }
 
@@ -427,6 +430,9 @@ func (s *Store) CreateUserWithCredential(ctx context.Context, u *webauthn.User, 
 			return err
 		}
 		if err := addCredentialTx(ctx, tx, c, 0); err != nil {
+			return err
+		}
+		if err := insertEvents(ctx, tx, mfa.KeyEvents(ctx, mfa.OpCreateUserWithCredential, c.UserID, c.ID)); err != nil {
 			return err
 		}
 		return tx.Commit()
@@ -513,35 +519,39 @@ func (s *Store) Credentials(ctx context.Context, userID []byte) ([]*webauthn.Cre
 }
 
 // updateOwned runs an UPDATE or DELETE scoped to one user's credential or
-// TOTP device and turns "no row" into ErrNotFound.
-func (s *Store) updateOwned(ctx context.Context, what, query string, args ...any) error {
-	n, err := affected(s.db.ExecContext(ctx, query, args...))
-	switch {
-	case err != nil:
+// TOTP device, with the events of op, and turns "no row" into
+// ErrNotFound.
+func (s *Store) updateOwned(ctx context.Context, op mfa.StoreOp, what, query string, args ...any) error {
+	err := s.change(ctx, mfa.StoreEvents(ctx, op), func(q querier) error {
+		n, err := affected(q.ExecContext(ctx, query, args...))
+		if err == nil && n == 0 {
+			err = webauthn.ErrNotFound
+		}
+		return err
+	})
+	if err != nil {
 		return fmt.Errorf("sqlite: %s: %w", what, err)
-	case n == 0:
-		return fmt.Errorf("sqlite: %s: %w", what, webauthn.ErrNotFound)
 	}
 	return nil
 }
 
 // RenameCredential implements [webauthn.Store.RenameCredential].
 func (s *Store) RenameCredential(ctx context.Context, userID, id []byte, name string) error {
-	return s.updateOwned(ctx, "renaming credential",
+	return s.updateOwned(ctx, mfa.OpRenameCredential, "renaming credential",
 		`UPDATE webauthn_credentials SET name = ? WHERE id = ? AND user_id = ?`,
 		name, blob(id), blob(userID))
 }
 
 // DeactivateCredential implements [webauthn.Store.DeactivateCredential].
 func (s *Store) DeactivateCredential(ctx context.Context, userID, id []byte, at time.Time) error {
-	return s.updateOwned(ctx, "deactivating credential",
+	return s.updateOwned(ctx, mfa.OpDeactivateCredential, "deactivating credential",
 		`UPDATE webauthn_credentials SET deactivated = ? WHERE id = ? AND user_id = ?`,
 		nullMicros(at), blob(id), blob(userID))
 }
 
 // DeleteCredential implements [webauthn.Store.DeleteCredential].
 func (s *Store) DeleteCredential(ctx context.Context, userID, id []byte) error {
-	return s.updateOwned(ctx, "deleting credential",
+	return s.updateOwned(ctx, mfa.OpDeleteCredential, "deleting credential",
 		`DELETE FROM webauthn_credentials WHERE id = ? AND user_id = ?`,
 		blob(id), blob(userID))
 }
@@ -550,49 +560,55 @@ func (s *Store) DeleteCredential(ctx context.Context, userID, id []byte) error {
 // compare-and-set UPDATE; when it changes no row, a second read tells
 // why.
 func (s *Store) RecordSignIn(ctx context.Context, in webauthn.SignIn) error {
-	n, err := affected(s.db.ExecContext(ctx, `UPDATE webauthn_credentials
-		SET sign_count = ?, backup_state = ?, last_used = ?
-		WHERE id = ? AND sign_count = ? AND deactivated IS NULL`,
-		int64(in.NewCount), in.BackupState, nullMicros(in.At), blob(in.CredentialID), int64(in.OldCount)))
+	err := s.change(ctx, mfa.KeyEvents(ctx, mfa.OpRecordSignIn, nil, in.CredentialID), func(q querier) error {
+		n, err := affected(q.ExecContext(ctx, `UPDATE webauthn_credentials
+			SET sign_count = ?, backup_state = ?, last_used = ?
+			WHERE id = ? AND sign_count = ? AND deactivated IS NULL`,
+			int64(in.NewCount), in.BackupState, nullMicros(in.At), blob(in.CredentialID), int64(in.OldCount)))
+		if err != nil || n == 1 {
+			return err
+		}
+		var (
+			count       int64
+			deactivated sql.NullInt64
+		)
+		err = q.QueryRowContext(ctx, `SELECT sign_count, deactivated FROM webauthn_credentials WHERE id = ?`,
+			blob(in.CredentialID)).Scan(&count, &deactivated)
+		switch {
+		case errors.Is(err, sql.ErrNoRows):
+			return webauthn.ErrNotFound
+		case err != nil:
+			return err
+		case deactivated.Valid:
+			return webauthn.ErrInactive
+		}
+		return fmt.Errorf("stored %d, read %d: %w", count, in.OldCount, webauthn.ErrConflict)
+	})
 	if err != nil {
 		return fmt.Errorf("sqlite: recording sign-in: %w", err)
 	}
-	if n == 1 {
-		return nil
-	}
-	var (
-		count       int64
-		deactivated sql.NullInt64
-	)
-	err = s.db.QueryRowContext(ctx, `SELECT sign_count, deactivated FROM webauthn_credentials WHERE id = ?`,
-		blob(in.CredentialID)).Scan(&count, &deactivated)
-	switch {
-	case errors.Is(err, sql.ErrNoRows):
-		return fmt.Errorf("sqlite: recording sign-in: %w", webauthn.ErrNotFound)
-	case err != nil:
-		return fmt.Errorf("sqlite: recording sign-in: %w", err)
-	case deactivated.Valid:
-		return fmt.Errorf("sqlite: recording sign-in: %w", webauthn.ErrInactive)
-	}
-	return fmt.Errorf("sqlite: recording sign-in: stored %d, read %d: %w", count, in.OldCount, webauthn.ErrConflict)
+	return nil
 }
 
 // FlagClone implements [webauthn.Store.FlagClone].
 func (s *Store) FlagClone(ctx context.Context, id []byte) error {
-	n, err := affected(s.db.ExecContext(ctx,
-		`UPDATE webauthn_credentials SET clone_warning = 1 WHERE id = ?`, blob(id)))
-	switch {
-	case err != nil:
+	err := s.change(ctx, mfa.KeyEvents(ctx, mfa.OpFlagClone, nil, id), func(q querier) error {
+		n, err := affected(q.ExecContext(ctx,
+			`UPDATE webauthn_credentials SET clone_warning = 1 WHERE id = ?`, blob(id)))
+		if err == nil && n == 0 {
+			err = webauthn.ErrNotFound
+		}
+		return err
+	})
+	if err != nil {
 		return fmt.Errorf("sqlite: flagging clone: %w", err)
-	case n == 0:
-		return fmt.Errorf("sqlite: flagging clone: %w", webauthn.ErrNotFound)
 	}
 	return nil
 }
 
 // ClearCloneWarning implements [webauthn.Store.ClearCloneWarning].
 func (s *Store) ClearCloneWarning(ctx context.Context, userID, id []byte) error {
-	return s.updateOwned(ctx, "clearing clone warning",
+	return s.updateOwned(ctx, "", "clearing clone warning",
 		`UPDATE webauthn_credentials SET clone_warning = 0 WHERE id = ? AND user_id = ?`,
 		blob(id), blob(userID))
 }

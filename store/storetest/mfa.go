@@ -55,6 +55,7 @@ func RunMFA(t *testing.T, newStore func(t *testing.T) mfa.Store) {
 		{"Users", userListTests},
 		{"Context", mfaContextTests},
 		{"Concurrent", mfaConcurrentTests},
+		{"Events", eventTests},
 	}
 	for _, g := range groups {
 		t.Run(g.name, func(t *testing.T) {
@@ -1475,6 +1476,7 @@ var userListTests = []mfaTest{
 				u.ID = []byte{0x00, 0x00}
 			case 2:
 				u.ID[0] = 0xff
+				u.ID[31] = 0x00 // not one of the next two's
 			case 3, 4:
 				u.ID = bytes.Clone(ids[2])
 				u.ID[31] = byte(0x7f + i - 3) // 0x7f, 0x80
