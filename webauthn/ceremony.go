@@ -183,7 +183,8 @@ func (rp *RelyingParty) finishRegistration(ctx context.Context, challengeID stri
 	}
 
 	att := &parsed.Response.AttestationObject
-	if err := rp.checkClientData(c, &parsed.Response.CollectedClientData, &env.Session, protocol.CreateCeremony); err != nil {
+	cd := clientDataOf(&parsed.Response.CollectedClientData)
+	if err := rp.checkClientData(c, &cd, &env.Session, protocol.CreateCeremony); err != nil {
 		return nil, nil, err
 	}
 	if err := rp.checkAuthData(c, &att.AuthData, nil); err != nil {
@@ -308,23 +309,23 @@ func stepsOf(c Ceremony) *steps {
 // checkClientData runs the client data steps (§7.1 steps 7 to 11, §7.2
 // steps 10 to 14) ahead of go-webauthn, which repeats them, so that each
 // failure has its own error.
-func (rp *RelyingParty) checkClientData(c Ceremony, cd *protocol.CollectedClientData, s *gowebauthn.SessionData, want protocol.CeremonyType) error {
+func (rp *RelyingParty) checkClientData(c Ceremony, cd *clientData, s *gowebauthn.SessionData, want protocol.CeremonyType) error {
 	st := stepsOf(c)
-	if cd.Type != want {
-		return reject(c, st.typ, ErrWrongType, "got %q, want %q", cd.Type, want)
+	if cd.typ != string(want) {
+		return reject(c, st.typ, ErrWrongType, "got %q, want %q", cd.typ, want)
 	}
-	if subtle.ConstantTimeCompare([]byte(cd.Challenge), []byte(s.Challenge)) != 1 {
+	if subtle.ConstantTimeCompare([]byte(cd.challenge), []byte(s.Challenge)) != 1 {
 		return reject(c, st.challenge, ErrChallengeMismatch, "")
 	}
-	if !protocol.IsOriginInHaystack(cd.Origin, rp.origins) {
-		return reject(c, st.origin, ErrOrigin, "origin %q is not one of %q", cd.Origin, rp.origins)
+	if !rp.originAllowed(cd.origin) {
+		return reject(c, st.origin, ErrOrigin, "origin %q is not one of %q", cd.origin, rp.origins)
 	}
 	// This relying party does not run ceremonies in cross-origin iframes.
-	if cd.CrossOrigin {
+	if cd.crossOrigin {
 		return reject(c, st.crossOrigin, ErrOrigin, "cross-origin ceremony (crossOrigin true)")
 	}
-	if cd.TopOrigin != "" {
-		return reject(c, st.topOrigin, ErrOrigin, "cross-origin ceremony (topOrigin %q)", cd.TopOrigin)
+	if cd.topOrigin != "" {
+		return reject(c, st.topOrigin, ErrOrigin, "cross-origin ceremony (topOrigin %q)", cd.topOrigin)
 	}
 	return nil
 }
@@ -454,21 +455,28 @@ func (rp *RelyingParty) FinishLogin(ctx context.Context, challengeID string, res
 		return nil, nil, err
 	}
 	c := ch.Ceremony
-	parsed, err := protocol.ParseCredentialRequestResponseBytes(response)
-	if err != nil {
-		_, detail := classify(err, ErrMalformedResponse)
-		return nil, nil, reject(c, "§7.2 steps 3 to 9", ErrMalformedResponse, "%s", detail)
+	// §7.2 steps 3 to 9: the fast parse (fastlogin.go) takes the plain
+	// responses browsers send; go-webauthn parses the rest and reports
+	// what is wrong with them.
+	var a assertion
+	if rp.slowLogin || !parseAssertion(response, &a) {
+		parsed, err := protocol.ParseCredentialRequestResponseBytes(response)
+		if err != nil {
+			_, detail := classify(err, ErrMalformedResponse)
+			return nil, nil, reject(c, "§7.2 steps 3 to 9", ErrMalformedResponse, "%s", detail)
+		}
+		a.fromParsed(parsed)
 	}
 
 	// §7.2 steps 5 and 6: identify the credential and its owner.
-	rec, err := rp.store.Credential(ctx, parsed.RawID)
+	rec, err := rp.store.Credential(ctx, a.rawID)
 	switch {
 	case errors.Is(err, ErrNotFound):
 		return nil, nil, reject(c, "§7.2 step 6", ErrUnknownCredential, "")
 	case err != nil:
 		return nil, nil, fmt.Errorf("webauthn: reading credential: %w", err)
 	}
-	handle := parsed.Response.UserHandle
+	handle := a.userHandle
 	session := env.Session
 	if c == CeremonyLogin {
 		if !bytes.Equal(rec.UserID, ch.UserID) {
@@ -501,33 +509,23 @@ func (rp *RelyingParty) FinishLogin(ctx context.Context, challengeID string, res
 	}
 
 	// §7.2 steps 10 to 19, ahead of go-webauthn, which repeats them.
-	if err := rp.checkClientData(c, &parsed.Response.CollectedClientData, &session, protocol.AssertCeremony); err != nil {
+	if err := rp.checkClientData(c, &a.clientData, &session, protocol.AssertCeremony); err != nil {
 		return nil, nil, err
 	}
-	ad := &parsed.Response.AuthenticatorData
+	ad := &a.authData
 	if err := rp.checkAuthData(c, ad, rec); err != nil {
 		return nil, nil, err
 	}
 
-	// §7.2 steps 20 and 21 (the signature), by go-webauthn. We checked
-	// allowCredentials ourselves, so it sees only this credential.
-	wu := &waUser{id: u.ID, name: u.Name, displayName: u.DisplayName, creds: []gowebauthn.Credential{{
-		ID:                rec.ID,
-		PublicKey:         rec.PublicKey,
-		AttestationType:   rec.AttestationType,
-		AttestationFormat: rec.AttestationFormat,
-		Flags:             gowebauthn.CredentialFlags{BackupEligible: rec.BackupEligible, BackupState: rec.BackupState},
-		Authenticator:     gowebauthn.Authenticator{AAGUID: rec.AAGUID, SignCount: rec.SignCount},
-	}}}
+	// §7.2 steps 20 and 21 (the signature). We checked allowCredentials
+	// ourselves, so go-webauthn sees only this credential.
 	session.AllowedCredentialIDs = nil
-	if c == CeremonyLogin {
-		_, err = rp.w.ValidateLogin(wu, session, parsed)
-	} else {
-		_, err = rp.w.ValidateDiscoverableLogin(func(rawID, userHandle []byte) (gowebauthn.User, error) { return wu, nil }, session, parsed)
-	}
-	if err != nil {
-		reason, detail := classify(err, ErrVerification)
-		return nil, nil, reject(c, "§7.2 step 21", reason, "%s", detail)
+	if ok, err := rp.fastSignature(c, &a, u, rec, &session); ok {
+		if err != nil {
+			return nil, nil, err
+		}
+	} else if err := rp.validateLogin(c, &a, u, rec, session, response); err != nil {
+		return nil, nil, err
 	}
 	// A deactivated key is refused only once it has proved itself, so
 	// that nobody without it learns it is deactivated; so is a key that
@@ -589,6 +587,41 @@ func (rp *RelyingParty) FinishLogin(ctx context.Context, challengeID string, res
 		}
 	}
 	return nil, nil, fmt.Errorf("webauthn: recording sign-in: sign count changed %d times concurrently", maxSignInRetries)
+}
+
+// validateLogin has go-webauthn verify the signature (§7.2 steps 20 and
+// 21) and repeat the checks before it, on its own parse of the response.
+func (rp *RelyingParty) validateLogin(c Ceremony, a *assertion, u *User, rec *Credential, session gowebauthn.SessionData, response []byte) error {
+	parsed := a.parsed
+	if parsed == nil {
+		// A fast-parsed response whose credential the fast path does
+		// not verify; go-webauthn accepts every response the fast
+		// parser does.
+		var err error
+		if parsed, err = protocol.ParseCredentialRequestResponseBytes(response); err != nil {
+			_, detail := classify(err, ErrMalformedResponse)
+			return reject(c, "§7.2 steps 3 to 9", ErrMalformedResponse, "%s", detail)
+		}
+	}
+	wu := &waUser{id: u.ID, name: u.Name, displayName: u.DisplayName, creds: []gowebauthn.Credential{{
+		ID:                rec.ID,
+		PublicKey:         rec.PublicKey,
+		AttestationType:   rec.AttestationType,
+		AttestationFormat: rec.AttestationFormat,
+		Flags:             gowebauthn.CredentialFlags{BackupEligible: rec.BackupEligible, BackupState: rec.BackupState},
+		Authenticator:     gowebauthn.Authenticator{AAGUID: rec.AAGUID, SignCount: rec.SignCount},
+	}}}
+	var err error
+	if c == CeremonyLogin {
+		_, err = rp.w.ValidateLogin(wu, session, parsed)
+	} else {
+		_, err = rp.w.ValidateDiscoverableLogin(func(rawID, userHandle []byte) (gowebauthn.User, error) { return wu, nil }, session, parsed)
+	}
+	if err != nil {
+		reason, detail := classify(err, ErrVerification)
+		return reject(c, "§7.2 step 21", reason, "%s", detail)
+	}
+	return nil
 }
 
 // checkCloneWarning refuses a credential flagged as possibly cloned,

@@ -142,6 +142,17 @@ type RelyingParty struct {
 	now      func() time.Time
 	w        *gowebauthn.WebAuthn
 
+	// slowLogin sends every sign-in through go-webauthn alone, the
+	// trusted path the fast one (fastlogin.go) is tested against.
+	slowLogin bool
+	// fastOK is rp.fastConfig(), fixed at New.
+	fastOK bool
+	// originSet holds the configured origins as spelled, for the exact
+	// compare that spares most sign-ins a URL parse.
+	originSet map[string]struct{}
+	// keys holds parsed credential public keys for the fast path.
+	keys keyCache
+
 	randMu sync.Mutex
 	rand   io.Reader
 }
@@ -225,6 +236,11 @@ func New(cfg Config) (*RelyingParty, error) {
 	if err != nil {
 		return nil, fmt.Errorf("webauthn: configuring go-webauthn: %v", err)
 	}
+	rp.originSet = make(map[string]struct{}, len(rp.origins))
+	for _, o := range rp.origins {
+		rp.originSet[o] = struct{}{}
+	}
+	rp.fastOK = rp.fastConfig()
 	return rp, nil
 }
 
