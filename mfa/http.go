@@ -48,7 +48,9 @@ const bindingLen = 32
 type HandlerConfig struct {
 	// CurrentUser returns the ID of the user signed in to the
 	// application on r (the first factor done), or nil if nobody is. An
-	// error fails the request with 500. Required.
+	// error fails the request with 500. It is also asked, once per
+	// request, who acts for the request's events ([WithActor]; an actor
+	// the application put in r's context first is kept). Required.
 	CurrentUser func(r *http.Request) ([]byte, error)
 	// OnVerified is called after a second factor passes (POST
 	// /verify/...), before the response is written, so that the
@@ -57,9 +59,11 @@ type HandlerConfig struct {
 	// Required.
 	OnVerified func(w http.ResponseWriter, r *http.Request, v *Verification) error
 	// Authorize decides whether the signed-in user (actor) may manage
-	// another account's (target) devices: the /users/{user}/... routes.
-	// A nil error allows; any error answers 403 forbidden. Nil means the
-	// administrator routes always answer 403.
+	// another account's (target) devices and see its events: the
+	// /users/{user}/... routes; target is nil for the routes about every
+	// account (GET /users, GET /events). A nil error allows; any error
+	// answers 403 forbidden. Nil means the administrator routes always
+	// answer 403.
 	Authorize func(r *http.Request, actor, target []byte) error
 	// MaxBodyBytes bounds request bodies; larger ones get 413. Zero means
 	// DefaultMaxBodyBytes (64 KiB).
@@ -400,13 +404,27 @@ func httpStatus(err error) (string, int) {
 //
 // and for administrators, where {user} is the account's user ID in
 // base64url without padding and every request is first put to
-// HandlerConfig.Authorize:
+// HandlerConfig.Authorize (with a nil target for the routes about every
+// account):
 //
+//	GET    /users?after=&limit=                   → 200 {"accounts": [report lines], "next": cursor}
+//	GET    /users/{user}                          → 200 {"account": report line, "events": [EventJSON, newest 50]}
+//	GET    /users/{user}/events?since=&until=&after=&limit=&order=  → 200 {"events": [EventJSON], "next": cursor}
+//	GET    /events?since=&until=&after=&limit=&order=               → 200 the same, for every account
 //	GET    /users/{user}/devices                  → 200 {"devices": [...], "factors": FactorsJSON}
 //	POST   /users/{user}/devices/{id}/deactivate  → 200 {"device": DeviceJSON}
 //	POST   /users/{user}/devices/{id}/reactivate  → 200 {"device": DeviceJSON}
 //	DELETE /users/{user}/devices/{id}             → 204
 //	POST   /users/{user}/unlock                   {"factor": "totp" | "recovery_code"} → 204
+//
+// A report line is an element of [Manager.WriteReportJSON]'s array;
+// /users pages through accounts in user ID order ([Manager.Accounts]):
+// pass "next" as after for the next page, until a page is empty. The
+// event listings ([Manager.Events]) are newest first unless
+// order=oldest; since and until are RFC 3339; limit is 1 to
+// MaxEventLimit (default DefaultEventLimit); "next", passed as after,
+// continues the listing; it is null on an empty page. Unknown or
+// repeated query parameters are invalid_request.
 //
 // The routes that change an account's devices or recovery codes trust
 // CurrentUser: once an account has MFA, mount them behind
@@ -542,6 +560,10 @@ func (m *Manager) Handler(cfg HandlerConfig) (http.Handler, error) {
 		{"POST", "/verify/key/finish", h.verifyKeyFinish},
 		{"POST", "/keys/begin", h.keyBegin},
 		{"POST", "/keys/finish", h.keyFinish},
+		{"GET", "/users", h.adminAccounts},
+		{"GET", "/events", h.adminEvents},
+		{"GET", "/users/{user}", h.adminAccount},
+		{"GET", "/users/{user}/events", h.adminEvents},
 		{"GET", "/users/{user}/devices", h.adminListDevices},
 		{"POST", "/users/{user}/devices/{id}/deactivate", h.adminDeactivate},
 		{"POST", "/users/{user}/devices/{id}/reactivate", h.adminReactivate},
