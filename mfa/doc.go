@@ -110,7 +110,32 @@
 //	err := m.WriteReportCSV(ctx, w, mfa.ReportOptions{UnusedFor: 90 * 24 * time.Hour})
 //
 // No report holds a secret: no TOTP seed, recovery code or hash, nor any
-// key material.
+// key material. [Manager.Accounts] is one page of it, and
+// [Manager.Account] one account's line, for an administrator's page.
+//
+// # Events
+//
+// Every security-relevant change and attempt through a Manager is an
+// [Event] of the log (AWS keeps its own in CloudTrail): a device
+// enrolled, renamed, deactivated, reactivated, deleted or resynced; a
+// second factor that passed or was refused, with the factor and the
+// device; a recovery code used; new recovery codes; a lockout; an
+// administrator's reset of the attempt count; a clone warning; a policy
+// refusal of [Manager.Require]. Each names the account, the device, the
+// actor and, from [WithActor] or the HTTP handler, the remote address and
+// the User-Agent. The store appends an event in the same transaction as
+// the change it records, so the log never lacks a change that was made
+// nor holds one that rolled back, across any number of servers.
+// [Manager.Events] queries it by account and time range with a cursor;
+// Config.OnEvent hears each event once it is committed, for example to
+// log it with log/slog:
+//
+//	m, err := mfa.New(mfa.Config{RelyingParty: rp, Keys: keys, OnEvent: mfa.LogEvents(slog.Default())})
+//
+// No event holds a secret: no code, seed, PIN or recovery code. Events are
+// recorded for the operations of a Manager; a change made through the
+// relying party directly (webauthn's own handlers) has none. Prune old
+// ones with [Manager.PurgeEvents].
 //
 // # Secrets
 //
@@ -126,5 +151,7 @@
 //
 // [Manager.Handler] is a JSON API for pages, in the style of
 // webauthn's: enrollment, the device list, recovery codes, second-factor
-// verification and administrator routes behind an authorization hook.
+// verification, and administrator routes behind an authorization hook:
+// the accounts with their MFA status, one account's devices and events,
+// deactivating or deleting a lost device, and unlocking a locked factor.
 package mfa
