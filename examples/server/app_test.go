@@ -395,6 +395,28 @@ func TestAdministrator(t *testing.T) {
 	assert.Contains(t, rows["bob"], "Off", "a deactivated device is no MFA")
 	assert.Contains(t, rows["bob"], "1 deactivated")
 
+	// The account's page shows its events from mfa's log, newest first:
+	// the deactivation by alice, after bob's own enrollment.
+	res, body = alice.get("/admin/users/" + bobID)
+	require.Equal(t, http.StatusOK, res.StatusCode)
+	evs := eventRows(t, body)
+	require.NotEmpty(t, evs)
+	assert.Equal(t, "device_deactivated", evs[0].Type, "%+v", evs)
+	assert.Contains(t, evs[0].Text, "Device deactivated")
+	assert.Contains(t, evs[0].Text, "Bob's phone")
+	assert.Contains(t, evs[0].Text, "alice", "the administrator did it")
+	assert.Contains(t, evs[0].Text, "192.0.2.1", "from her address")
+	var enrolled *eventRow
+	for i := range evs {
+		if evs[i].Type == "device_enrolled" {
+			enrolled = &evs[i]
+		}
+	}
+	require.NotNil(t, enrolled, "%+v", evs)
+	assert.Contains(t, enrolled.Text, "Bob's phone")
+	assert.Contains(t, enrolled.Text, "bob", "bob enrolled it himself")
+	assert.NotContains(t, enrolled.Text, "alice")
+
 	res, _ = alice.get("/admin/users/" + aliceID + "x")
 	assert.Equal(t, http.StatusNotFound, res.StatusCode)
 }

@@ -358,8 +358,8 @@ func (l *requestLog) requests() []string {
 // the secret the page shows), a backup key and a hardware token (a PSKC
 // seed file uploaded); rename, test and remove devices; sign in with the
 // app and with a recovery code, which the second time is refused; as the
-// administrator, deactivate another account's lost key, which is then
-// refused, and require MFA, which sends an account without a device to
+// administrator, deactivate another account's lost key (the account's
+// event log shows it), which is then refused, and require MFA, which sends an account without a device to
 // enrollment; and two tabs each register a key, finishing in the other
 // order than they began. On the way: the session cookie's flags, a
 // cross-site POST refused, and no console error on any page. Screenshots go to -out (or
@@ -724,6 +724,12 @@ fetch(%q, {method: "POST", mode: "no-cors", credentials: "include", headers: {"C
 	b.reloads(func() { b.click(`tr.device[data-name="Bob's key"] .deactivate`) })
 	b.waitText("#page-status", "The device is deactivated")
 	b.waitText(`tr.device[data-name="Bob's key"] .state`, "Deactivated")
+	// The account's events, newest first: the deactivation, by alice,
+	// from the browser's address.
+	b.waitText(`#event-list tr.event:first-child[data-type="device_deactivated"] .device`, "Bob's key")
+	b.waitText(`#event-list tr.event:first-child .actor`, "alice")
+	b.waitText(`#event-list tr.event:first-child .remote`, "127.0.0.1")
+	b.waitText(`#event-list tr.event[data-type="device_enrolled"]`, "Bob's phone")
 	b.shot("administration-lost-key")
 
 	step("require MFA")

@@ -175,9 +175,10 @@ func (c *client) addApp(name string) string {
 }
 
 var (
-	rowPattern = regexp.MustCompile(`(?s)<tr class="(?:account|device|event)" data-name="([^"]*)"[^>]*>(.*?)</tr>`)
-	tagPattern = regexp.MustCompile(`<[^>]*>`)
-	gapPattern = regexp.MustCompile(`\s+`)
+	rowPattern   = regexp.MustCompile(`(?s)<tr class="(?:account|device)" data-name="([^"]*)"[^>]*>(.*?)</tr>`)
+	eventPattern = regexp.MustCompile(`(?s)<tr class="event" data-type="([^"]*)"[^>]*>(.*?)</tr>`)
+	tagPattern   = regexp.MustCompile(`<[^>]*>`)
+	gapPattern   = regexp.MustCompile(`\s+`)
 )
 
 // adminRows returns the text of each table row of a page that names its
@@ -186,8 +187,28 @@ func adminRows(t testing.TB, body string) map[string]string {
 	t.Helper()
 	rows := map[string]string{}
 	for _, m := range rowPattern.FindAllStringSubmatch(body, -1) {
-		text := tagPattern.ReplaceAllString(m[2], " ")
-		rows[html.UnescapeString(m[1])] = strings.TrimSpace(gapPattern.ReplaceAllString(html.UnescapeString(text), " "))
+		rows[html.UnescapeString(m[1])] = rowText(m[2])
 	}
 	return rows
+}
+
+// eventRow is a line of an account's event list.
+type eventRow struct{ Type, Text string }
+
+// eventRows returns the event list of an administrator's account page,
+// in the page's order.
+func eventRows(t testing.TB, body string) []eventRow {
+	t.Helper()
+	var rows []eventRow
+	for _, m := range eventPattern.FindAllStringSubmatch(body, -1) {
+		rows = append(rows, eventRow{m[1], rowText(m[2])})
+	}
+	return rows
+}
+
+// rowText is a table row's text, tags dropped, HTML unescaped, spaces
+// collapsed.
+func rowText(s string) string {
+	text := tagPattern.ReplaceAllString(s, " ")
+	return strings.TrimSpace(gapPattern.ReplaceAllString(html.UnescapeString(text), " "))
 }

@@ -83,7 +83,20 @@ type adminUserView struct {
 	Name    string
 	Devices []*mfa.Device
 	Factors *mfa.Factors
+	// Events are the account's latest, newest first.
+	Events []adminEvent
 }
+
+// adminEvent is one line of an account's event log, names resolved.
+type adminEvent struct {
+	*mfa.Event
+	// Device is the device's name (or its ID, once deleted); Actor the
+	// acting account's name ("the account itself" for its own).
+	Device, Actor string
+}
+
+// adminEventLimit is how many of an account's events its page shows.
+const adminEventLimit = 50
 
 // pageTemplate is a page's template, with the layout.
 type pageTemplate = template.Template
@@ -97,8 +110,10 @@ var templateFuncs = template.FuncMap{
 		}
 		return t.UTC().Format("2 Jan 2006 15:04 UTC")
 	},
+	"exactly":     func(t time.Time) string { return t.UTC().Format("2 Jan 2006 15:04:05 UTC") },
 	"typeLabel":   typeLabel,
 	"reportNotes": reportNotes,
+	"eventLabel":  eventLabel,
 	"plural": func(n int, what string) string {
 		if n == 1 {
 			return "1 " + what
@@ -485,9 +500,77 @@ func (a *app) adminUserPage(w http.ResponseWriter, r *http.Request, v *view) {
 		a.serverError(w, r, err)
 		return
 	}
+	evs, err := a.events(r, acc, ds)
+	if err != nil {
+		a.serverError(w, r, err)
+		return
+	}
 	v.Title, v.Notice, v.UserID = "Devices of "+acc.Name, notice(r), r.PathValue("user")
-	v.AdminUser = &adminUserView{Name: acc.Name, Devices: ds, Factors: f}
+	v.AdminUser = &adminUserView{Name: acc.Name, Devices: ds, Factors: f, Events: evs}
 	a.render(w, r, http.StatusOK, "admin_user", v)
+}
+
+// events returns acc's latest events from mfa's event log, newest first,
+// with device and actor names.
+func (a *app) events(r *http.Request, acc *account, ds []*mfa.Device) ([]adminEvent, error) {
+	evs, err := a.m.Events(r.Context(), mfa.EventQuery{UserID: acc.UserID, Newest: true, Limit: adminEventLimit})
+	if err != nil {
+		return nil, err
+	}
+	devices := map[string]string{}
+	for _, d := range ds {
+		devices[d.ID] = d.Name
+	}
+	actors := map[string]string{string(acc.UserID): acc.Name}
+	out := make([]adminEvent, 0, len(evs))
+	for _, e := range evs {
+		ae := adminEvent{Event: e, Device: devices[e.DeviceID]}
+		if ae.Device == "" {
+			ae.Device = e.DeviceID // deleted since
+		}
+		if len(e.ActorID) > 0 {
+			name, ok := actors[string(e.ActorID)]
+			if !ok {
+				other, err := a.acc.byUserID(r.Context(), e.ActorID)
+				if err != nil {
+					return nil, err
+				}
+				name = "an unknown account"
+				if other != nil {
+					name = other.Name
+				}
+				actors[string(e.ActorID)] = name
+			}
+			ae.Actor = name
+		}
+		out = append(out, ae)
+	}
+	return out, nil
+}
+
+// eventLabels are the event types in words.
+var eventLabels = map[mfa.EventType]string{
+	mfa.EventDeviceEnrolled:         "Device assigned",
+	mfa.EventDeviceRenamed:          "Device renamed",
+	mfa.EventDeviceDeactivated:      "Device deactivated",
+	mfa.EventDeviceReactivated:      "Device reactivated",
+	mfa.EventDeviceDeleted:          "Device removed",
+	mfa.EventDeviceResynced:         "Device resynchronised",
+	mfa.EventSecondFactor:           "Second factor passed",
+	mfa.EventSecondFactorFailed:     "Second factor refused",
+	mfa.EventRecoveryCodeUsed:       "Recovery code used",
+	mfa.EventRecoveryCodesGenerated: "New recovery codes",
+	mfa.EventLockout:                "Locked after wrong codes",
+	mfa.EventAttemptsReset:          "Lock cleared",
+	mfa.EventCloneWarning:           "Security key may be copied",
+	mfa.EventPolicyRefused:          "Refused by the MFA policy",
+}
+
+func eventLabel(t mfa.EventType) string {
+	if l, ok := eventLabels[t]; ok {
+		return l
+	}
+	return string(t)
 }
 
 func (a *app) setRequireMFA(w http.ResponseWriter, r *http.Request, v *view) {
