@@ -78,7 +78,10 @@ type Channel struct {
 	stale bool   // out of step with the device: resynchronise before reuse
 	out   []byte // reused framing buffer
 	in    []byte // reused report buffer
-	re    Reassembler
+	// report is the reused output report, report ID 0 first; always 0,
+	// since only its last ReportSize bytes are written.
+	report [ReportSize + 1]byte
+	re     Reassembler
 }
 
 // Open allocates a channel on the device behind conn with CTAPHID_INIT. The
@@ -232,7 +235,7 @@ func (c *Channel) send(cid uint32, cmd Command, data []byte) error {
 	if err != nil {
 		return err
 	}
-	var report [ReportSize + 1]byte
+	report := c.report[:] // a local array would escape through Write
 	for off := 0; off < len(c.out); off += ReportSize {
 		// hidraw framing: report ID 0, then the 64-byte report.
 		copy(report[1:], c.out[off:off+ReportSize])
@@ -254,16 +257,24 @@ func (c *Channel) receive(ctx context.Context, cid uint32, cmd Command, keepaliv
 	if idle <= 0 {
 		idle = DefaultIdleTimeout
 	}
-	// Cancellation interrupts a blocked Read through its deadline.
-	interrupted := make(chan struct{})
-	stop := context.AfterFunc(ctx, func() {
-		c.conn.SetReadDeadline(time.Unix(1, 0))
-		close(interrupted)
-	})
+	// Cancellation interrupts a blocked Read through its deadline. A
+	// context that is never done needs no callback, which saves its
+	// allocations on every transaction.
+	var (
+		interrupted chan struct{}
+		stop        func() bool
+	)
+	if ctx.Done() != nil {
+		interrupted = make(chan struct{})
+		stop = context.AfterFunc(ctx, func() {
+			c.conn.SetReadDeadline(time.Unix(1, 0))
+			close(interrupted)
+		})
+	}
 	defer func() {
 		// A callback already running must finish first, or its past
 		// deadline can land on the next receive and fail it at once.
-		if !stop() {
+		if stop != nil && !stop() {
 			<-interrupted
 		}
 		c.conn.SetReadDeadline(time.Time{})

@@ -183,11 +183,16 @@ func (c *pipeConn) Close() error {
 // moved into the past. The channel is replaced only after it was closed,
 // so a Read waiting on an open channel keeps waiting on the current one
 // when the deadline is moved into the future.
+//
+// One timer serves every deadline: a host sets one per report it waits
+// for, and a new timer each time would allocate per report. A firing
+// timer closes the channel only if the deadline in force then has passed,
+// so a firing that raced with a later set does nothing.
 type pipeDeadline struct {
-	mu      sync.Mutex
-	gen     uint64 // invalidates timers that fired after being replaced
-	timer   *time.Timer
-	expired chan struct{}
+	mu       sync.Mutex
+	deadline time.Time // zero: none
+	timer    *time.Timer
+	expired  chan struct{}
 }
 
 func (d *pipeDeadline) init() { d.expired = make(chan struct{}) }
@@ -195,11 +200,10 @@ func (d *pipeDeadline) init() { d.expired = make(chan struct{}) }
 func (d *pipeDeadline) set(t time.Time) {
 	d.mu.Lock()
 	defer d.mu.Unlock()
+	d.deadline = t
 	if d.timer != nil {
 		d.timer.Stop()
-		d.timer = nil
 	}
-	d.gen++
 	past := !t.IsZero() && !time.Now().Before(t)
 	if past {
 		if !isClosed(d.expired) {
@@ -213,14 +217,25 @@ func (d *pipeDeadline) set(t time.Time) {
 	if t.IsZero() {
 		return
 	}
-	gen, ch := d.gen, d.expired
-	d.timer = time.AfterFunc(time.Until(t), func() {
-		d.mu.Lock()
-		defer d.mu.Unlock()
-		if d.gen == gen { // not reset since this timer was armed
-			close(ch)
-		}
-	})
+	if d.timer == nil {
+		d.timer = time.AfterFunc(time.Until(t), d.fire)
+	} else {
+		d.timer.Reset(time.Until(t))
+	}
+}
+
+func (d *pipeDeadline) fire() {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	switch {
+	case d.deadline.IsZero() || isClosed(d.expired):
+	case time.Now().Before(d.deadline):
+		// Early by the wall clock (a deadline without a monotonic
+		// reading, a clock step): wait for the rest.
+		d.timer.Reset(time.Until(d.deadline))
+	default:
+		close(d.expired)
+	}
 }
 
 func (d *pipeDeadline) wait() <-chan struct{} {

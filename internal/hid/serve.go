@@ -96,6 +96,10 @@ type serveState struct {
 	busy     *running
 	lockCID  uint32
 	lockEnd  time.Time
+	// work takes a Handler call when the worker goroutine is idle; when
+	// it is still returning from an abandoned call, the next call gets a
+	// goroutine of its own, so calls may overlap as Handler says.
+	work chan func()
 }
 
 // Serve answers requests on conn until ctx is done or conn fails. It closes
@@ -108,14 +112,27 @@ func (s *Server) Serve(ctx context.Context, conn DeviceConn) error {
 		err error
 	}
 	reports := make(chan read)
+	// Report buffers go round between the reader and the loop below,
+	// which is done with a report when it takes the next one, so reading
+	// allocates nothing per report. Two let the reader read ahead by one.
+	free := make(chan []byte, 2)
+	for range cap(free) {
+		free <- make([]byte, ReportSize+1)
+	}
 	go func() {
 		defer close(reports)
+		var fe *FrameError // out here: errors.As makes it escape
 		for {
-			buf := make([]byte, ReportSize+1)
+			var buf []byte
+			select {
+			case buf = <-free:
+			case <-ctx.Done():
+				return
+			}
 			n, err := conn.Read(buf)
-			var fe *FrameError
-			if errors.As(err, &fe) {
-				continue // a malformed datagram is dropped; the link stays up
+			for err != nil && errors.As(err, &fe) {
+				// A malformed datagram is dropped; the link stays up.
+				n, err = conn.Read(buf)
 			}
 			select {
 			case reports <- read{buf[:n], err}:
@@ -129,7 +146,20 @@ func (s *Server) Serve(ctx context.Context, conn DeviceConn) error {
 	}()
 	defer conn.Close()
 
-	st := &serveState{s: s, conn: conn}
+	st := &serveState{s: s, conn: conn, work: make(chan func())}
+	go func() {
+		// The Handler's calls run here, on one goroutine whose stack has
+		// grown to what they need, rather than each on a new one that
+		// grows its stack again.
+		for {
+			select {
+			case f := <-st.work:
+				f()
+			case <-ctx.Done():
+				return
+			}
+		}
+	}()
 	keepalive := time.NewTicker(s.keepaliveInterval())
 	keepalive.Stop()
 	defer keepalive.Stop()
@@ -159,10 +189,13 @@ func (s *Server) Serve(ctx context.Context, conn DeviceConn) error {
 			// hidraw framing: report ID 0 then 64 bytes; anything else is
 			// not a CTAPHID report and is dropped.
 			if len(r.b) != ReportSize+1 || r.b[0] != 0 {
+				free <- r.b[:ReportSize+1]
 				continue
 			}
 			wasActive := st.re.Active()
-			if err := st.packet(ctx, r.b[1:]); err != nil {
+			err := st.packet(ctx, r.b[1:])
+			free <- r.b[:ReportSize+1] // nothing keeps the report
+			if err != nil {
 				return err
 			}
 			if st.re.Active() && !wasActive {
@@ -349,10 +382,14 @@ func (st *serveState) packet(ctx context.Context, report []byte) error {
 // reassembled goes on from a packet fed to the reassembler: a framing
 // error is answered and drops the message, a whole message is dispatched.
 func (st *serveState) reassembled(ctx context.Context, cid uint32, msg *Message, err error) error {
-	var herr Error
-	if errors.As(err, &herr) {
-		st.re.Reset()
-		return st.fail(cid, herr)
+	if err != nil {
+		// Declared only here: errors.As makes it escape, which would
+		// cost an allocation per packet.
+		var herr Error
+		if errors.As(err, &herr) {
+			st.re.Reset()
+			return st.fail(cid, herr)
+		}
 	}
 	if msg == nil {
 		return nil
@@ -442,7 +479,7 @@ func (st *serveState) dispatch(ctx context.Context, msg *Message) error {
 	b := &running{cid: msg.CID, cmd: msg.Cmd, cancel: cancel, done: make(chan []byte, 1)}
 	b.status.Store(uint32(KeepaliveProcessing))
 	st.busy = b
-	go func() {
+	call := func() {
 		defer cancel()
 		var resp []byte
 		if msg.Cmd == CmdCBOR {
@@ -451,6 +488,11 @@ func (st *serveState) dispatch(ctx context.Context, msg *Message) error {
 			resp = st.s.Handler.Msg(hctx, msg.Data)
 		}
 		b.done <- resp
-	}()
+	}
+	select {
+	case st.work <- call:
+	default:
+		go call()
+	}
 	return nil
 }

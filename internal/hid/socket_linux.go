@@ -11,6 +11,7 @@ import (
 	"sync"
 	"syscall"
 	"time"
+	"unsafe"
 
 	"golang.org/x/sys/unix"
 )
@@ -154,7 +155,7 @@ var _ DeviceConn = (*socketDeviceConn)(nil)
 func (s *socketDeviceConn) recv(fd uintptr) bool {
 	// MSG_TRUNC makes recv report a datagram's real length even when it
 	// is longer than p, so an oversized one is seen, not silently cut.
-	n, _, err := unix.Recvfrom(int(fd), s.p, unix.MSG_TRUNC)
+	n, err := recvNoAddr(fd, s.p, unix.MSG_TRUNC)
 	if err == unix.EAGAIN {
 		return false
 	}
@@ -165,10 +166,24 @@ func (s *socketDeviceConn) recv(fd uintptr) bool {
 		// peek reads 0 again; after an empty datagram it finds the next
 		// one or nothing yet.
 		var b [1]byte
-		m, _, perr := unix.Recvfrom(int(fd), b[:], unix.MSG_PEEK|unix.MSG_DONTWAIT)
+		m, perr := recvNoAddr(fd, b[:], unix.MSG_PEEK|unix.MSG_DONTWAIT)
 		s.empty = perr == unix.EAGAIN || (perr == nil && m > 0)
 	}
 	return true
+}
+
+// recvNoAddr is recv(2): unix.Recvfrom would allocate the sender's
+// address, which a connected socket does not need, on every report.
+func recvNoAddr(fd uintptr, p []byte, flags int) (int, error) {
+	var ptr unsafe.Pointer
+	if len(p) > 0 {
+		ptr = unsafe.Pointer(&p[0])
+	}
+	n, _, errno := unix.Syscall6(unix.SYS_RECVFROM, fd, uintptr(ptr), uintptr(len(p)), uintptr(flags), 0, 0)
+	if errno != 0 {
+		return 0, errno
+	}
+	return int(n), nil
 }
 
 // Read returns the next output report from the host: ReportSize+1 bytes,
