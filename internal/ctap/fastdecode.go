@@ -140,8 +140,9 @@ func (r *reader) intKey(prev *[]byte) int64 {
 	if !r.ok || k[0]>>5 == 1 {
 		return -1
 	}
-	m, arg, _, _ := head(k)
-	if m != 0 || arg > math.MaxInt64 {
+	_, arg, _, _ := head(k)
+	if arg > math.MaxInt64 {
+		r.fail() // the decoder refuses a key that overflows an int64
 		return -1
 	}
 	return int64(arg)
