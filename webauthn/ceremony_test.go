@@ -296,10 +296,27 @@ type negCase struct {
 	clone func() []byte // the credential flagged as cloned, if any
 }
 
-func runNegative(t *testing.T, cases []negCase) {
+func runNegative(t *testing.T, cases []negCase) { runNegativeOn(t, cases, nil) }
+
+// runNegativeLogin runs sign-in cases against both verification paths,
+// the fast one and go-webauthn alone, which must fail alike.
+func runNegativeLogin(t *testing.T, cases []negCase) {
+	for _, p := range loginPaths {
+		t.Run(p.name, func(t *testing.T) {
+			runNegativeOn(t, cases, func(e *env) { webauthn.SetSlowLogin(e.rp, p.slow) })
+		})
+	}
+}
+
+// runNegativeOn is runNegative, with setup (if not nil) applied to each
+// case's env first.
+func runNegativeOn(t *testing.T, cases []negCase, setup func(*env)) {
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
 			e := newEnv(t, tc.cfg)
+			if setup != nil {
+				setup(e)
+			}
 			finish := tc.run(t, e)
 			before := e.snapshot()
 			err := finish()
@@ -894,7 +911,7 @@ func TestLoginRejected(t *testing.T) {
 				return finishLogin(e, e.rp, br, e.get(k, b.Options))
 			}},
 	}
-	runNegative(t, cases)
+	runNegativeLogin(t, cases)
 }
 
 // TestLoginRaceOneChallenge finishes one sign-in from many goroutines at

@@ -4,3 +4,6 @@ package webauthn
 // trusted slow path) when slow is true, so that tests can run each check
 // against both paths. Call it before rp is used.
 func SetSlowLogin(rp *RelyingParty, slow bool) { rp.slowLogin = slow }
+
+// FastSignIns is the number of signatures rp's fast path has verified.
+func FastSignIns(rp *RelyingParty) uint64 { return rp.fastSignIns.Load() }

@@ -403,6 +403,7 @@ func (rp *RelyingParty) fastSignature(c Ceremony, a *assertion, u *User, rec *Cr
 	if k == nil {
 		return false, nil
 	}
+	rp.fastSignIns.Add(1)
 	if !k.verify(a.rawAuthData, a.rawClientData, a.sig) {
 		return true, reject(c, "§7.2 step 21", ErrSignature, "the assertion signature does not verify")
 	}

@@ -12,6 +12,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 	"unicode"
 	"unicode/utf8"
@@ -152,6 +153,8 @@ type RelyingParty struct {
 	originSet map[string]struct{}
 	// keys holds parsed credential public keys for the fast path.
 	keys keyCache
+	// fastSignIns counts signatures the fast path verified, for tests.
+	fastSignIns atomic.Uint64
 
 	randMu sync.Mutex
 	rand   io.Reader
