@@ -27,9 +27,9 @@ type querier interface {
 // else in one IMMEDIATE transaction that appends them after fn.
 func (s *Store) change(ctx context.Context, evs []mfa.Event, fn func(q querier) error) error {
 	if len(evs) == 0 {
-		return fn(s.db)
+		return s.write(ctx, fn)
 	}
-	tx, err := s.db.BeginTx(ctx, nil) // BEGIN IMMEDIATE (_txlock)
+	tx, err := s.begin(ctx)
 	if err != nil {
 		return err
 	}
@@ -70,7 +70,8 @@ func insertEvents(ctx context.Context, q querier, evs []mfa.Event) error {
 
 // AppendEvents implements [mfa.Store.AppendEvents].
 func (s *Store) AppendEvents(ctx context.Context, evs ...mfa.Event) error {
-	if err := insertEvents(ctx, s.db, evs); err != nil {
+	err := s.write(ctx, func(q querier) error { return insertEvents(ctx, q, evs) })
+	if err != nil {
 		return fmt.Errorf("sqlite: %w", err)
 	}
 	return nil
@@ -114,7 +115,7 @@ func (s *Store) Events(ctx context.Context, q mfa.EventQuery) ([]*mfa.Event, err
 	}
 	query += ` ORDER BY at ` + order + `, id ` + order + ` LIMIT ?`
 	args = append(args, limit)
-	rows, err := s.db.QueryContext(ctx, query, args...)
+	rows, err := s.q.QueryContext(ctx, query, args...)
 	if err != nil {
 		return nil, fmt.Errorf("sqlite: reading events: %w", err)
 	}
@@ -147,7 +148,11 @@ func (s *Store) Events(ctx context.Context, q mfa.EventQuery) ([]*mfa.Event, err
 
 // PurgeEvents implements [mfa.Store.PurgeEvents].
 func (s *Store) PurgeEvents(ctx context.Context, before time.Time) (int, error) {
-	n, err := affected(s.db.ExecContext(ctx, `DELETE FROM mfa_events WHERE at < ?`, micros(before)))
+	var n int64
+	err := s.write(ctx, func(q querier) (err error) {
+		n, err = affected(q.ExecContext(ctx, `DELETE FROM mfa_events WHERE at < ?`, micros(before)))
+		return err
+	})
 	if err != nil {
 		return 0, fmt.Errorf("sqlite: purging events: %w", err)
 	}

@@ -23,7 +23,7 @@ func nullText(s string) sql.NullString {
 // countDevicesTx returns how many devices of every type userID holds:
 // security keys and TOTP devices, active or not. Pending enrollments do
 // not count.
-func countDevicesTx(ctx context.Context, tx *sql.Tx, userID []byte) (int, error) {
+func countDevicesTx(ctx context.Context, tx querier, userID []byte) (int, error) {
 	var n int
 	err := tx.QueryRowContext(ctx, `SELECT
 		(SELECT COUNT(*) FROM webauthn_credentials WHERE user_id = ?1) +
@@ -40,11 +40,15 @@ const otpEnrollmentColumns = `id, user_id, type, name, serial, key_id, sealed,
 // already held by an enrolled device is taken too, since the device
 // keeps its enrollment's ID.
 func (s *Store) SaveOTPEnrollment(ctx context.Context, e *mfa.OTPEnrollment) error {
-	n, err := affected(s.db.ExecContext(ctx, `INSERT INTO mfa_otp_enrollments (`+otpEnrollmentColumns+`)
-		SELECT ?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11
-		WHERE NOT EXISTS (SELECT 1 FROM mfa_otp_devices WHERE id = ?1)`,
-		blob(e.ID), blob(e.UserID), string(e.Type), e.Name, e.Serial, e.Secret.KeyID, blob(e.Secret.Box),
-		e.Hash, e.Digits, e.Period, micros(e.Expires)))
+	var n int64
+	err := s.write(ctx, func(q querier) (err error) {
+		n, err = affected(q.ExecContext(ctx, `INSERT INTO mfa_otp_enrollments (`+otpEnrollmentColumns+`)
+			SELECT ?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11
+			WHERE NOT EXISTS (SELECT 1 FROM mfa_otp_devices WHERE id = ?1)`,
+			blob(e.ID), blob(e.UserID), string(e.Type), e.Name, e.Serial, e.Secret.KeyID, blob(e.Secret.Box),
+			e.Hash, e.Digits, e.Period, micros(e.Expires)))
+		return err
+	})
 	switch {
 	case isUnique(err) || (err == nil && n == 0):
 		return fmt.Errorf("sqlite: saving otp enrollment: %w", webauthn.ErrExists)
@@ -63,7 +67,7 @@ func (s *Store) OTPEnrollment(ctx context.Context, userID, id []byte) (*mfa.OTPE
 		typ     string
 		expires int64
 	)
-	err := s.db.QueryRowContext(ctx, `SELECT `+otpEnrollmentColumns+` FROM mfa_otp_enrollments
+	err := s.q.QueryRowContext(ctx, `SELECT `+otpEnrollmentColumns+` FROM mfa_otp_enrollments
 		WHERE id = ? AND user_id = ?`, blob(id), blob(userID)).
 		Scan(&e.ID, &e.UserID, &typ, &e.Name, &e.Serial, &e.Secret.KeyID, &e.Secret.Box,
 			&e.Hash, &e.Digits, &e.Period, &expires)
@@ -91,7 +95,7 @@ func (s *Store) CompleteOTPEnrollment(ctx context.Context, d *mfa.OTPDevice, lim
 }
 
 func (s *Store) completeOTPEnrollment(ctx context.Context, d *mfa.OTPDevice, limit int) error {
-	tx, err := s.db.BeginTx(ctx, nil) // BEGIN IMMEDIATE (_txlock)
+	tx, err := s.begin(ctx)
 	if err != nil {
 		return err
 	}
@@ -131,8 +135,11 @@ func (s *Store) completeOTPEnrollment(ctx context.Context, d *mfa.OTPDevice, lim
 
 // PurgeOTPEnrollments implements [mfa.Store.PurgeOTPEnrollments].
 func (s *Store) PurgeOTPEnrollments(ctx context.Context, now time.Time) (int, error) {
-	n, err := affected(s.db.ExecContext(ctx,
-		`DELETE FROM mfa_otp_enrollments WHERE expires <= ?`, micros(now)))
+	var n int64
+	err := s.write(ctx, func(q querier) (err error) {
+		n, err = affected(q.ExecContext(ctx, `DELETE FROM mfa_otp_enrollments WHERE expires <= ?`, micros(now)))
+		return err
+	})
 	if err != nil {
 		return 0, fmt.Errorf("sqlite: purging otp enrollments: %w", err)
 	}
@@ -171,7 +178,7 @@ func scanOTPDevice(r scanner) (*mfa.OTPDevice, error) {
 
 // OTPDevice implements [mfa.Store.OTPDevice].
 func (s *Store) OTPDevice(ctx context.Context, id []byte) (*mfa.OTPDevice, error) {
-	d, err := scanOTPDevice(s.db.QueryRowContext(ctx,
+	d, err := scanOTPDevice(s.q.QueryRowContext(ctx,
 		`SELECT `+otpDeviceColumns+` FROM mfa_otp_devices WHERE id = ?`, blob(id)))
 	if err != nil {
 		return nil, fmt.Errorf("sqlite: reading otp device: %w", err)
@@ -181,7 +188,7 @@ func (s *Store) OTPDevice(ctx context.Context, id []byte) (*mfa.OTPDevice, error
 
 // listOTPDevices runs a query for devices and collects them.
 func (s *Store) listOTPDevices(ctx context.Context, query string, args ...any) ([]*mfa.OTPDevice, error) {
-	rows, err := s.db.QueryContext(ctx, query, args...)
+	rows, err := s.q.QueryContext(ctx, query, args...)
 	if err != nil {
 		return nil, err
 	}
@@ -309,8 +316,12 @@ func stepError(ctx context.Context, q querier, userID, id []byte, step int64) er
 // ResealOTPDevice implements [mfa.Store.ResealOTPDevice] as one
 // compare-and-set UPDATE on the key ID.
 func (s *Store) ResealOTPDevice(ctx context.Context, id []byte, oldKeyID string, sealed mfa.Sealed) error {
-	n, err := affected(s.db.ExecContext(ctx, `UPDATE mfa_otp_devices SET key_id = ?, sealed = ?
-		WHERE id = ? AND key_id = ?`, sealed.KeyID, blob(sealed.Box), blob(id), oldKeyID))
+	var n int64
+	err := s.write(ctx, func(q querier) (err error) {
+		n, err = affected(q.ExecContext(ctx, `UPDATE mfa_otp_devices SET key_id = ?, sealed = ?
+			WHERE id = ? AND key_id = ?`, sealed.KeyID, blob(sealed.Box), blob(id), oldKeyID))
+		return err
+	})
 	if err != nil {
 		return fmt.Errorf("sqlite: resealing otp device: %w", err)
 	}
@@ -318,7 +329,7 @@ func (s *Store) ResealOTPDevice(ctx context.Context, id []byte, oldKeyID string,
 		return nil
 	}
 	var exists bool
-	err = s.db.QueryRowContext(ctx, `SELECT EXISTS (SELECT 1 FROM mfa_otp_devices WHERE id = ?)`, blob(id)).Scan(&exists)
+	err = s.q.QueryRowContext(ctx, `SELECT EXISTS (SELECT 1 FROM mfa_otp_devices WHERE id = ?)`, blob(id)).Scan(&exists)
 	switch {
 	case err != nil:
 		return fmt.Errorf("sqlite: resealing otp device: %w", err)
@@ -341,7 +352,7 @@ func (s *Store) ReplaceRecoveryCodes(ctx context.Context, r *mfa.RecoveryCodes) 
 }
 
 func (s *Store) replaceRecoveryCodes(ctx context.Context, r *mfa.RecoveryCodes) error {
-	tx, err := s.db.BeginTx(ctx, nil) // BEGIN IMMEDIATE (_txlock)
+	tx, err := s.begin(ctx)
 	if err != nil {
 		return err
 	}
@@ -358,14 +369,9 @@ func (s *Store) replaceRecoveryCodes(ctx context.Context, r *mfa.RecoveryCodes) 
 		return err
 	}
 	if len(r.Hashes) > 0 {
-		stmt, err := tx.PrepareContext(ctx, `INSERT INTO mfa_recovery_codes (user_id, set_id, idx, hash, used)
-			VALUES (?, ?, ?, ?, NULL)`)
-		if err != nil {
-			return err
-		}
-		defer stmt.Close()
 		for i, h := range r.Hashes {
-			if _, err := stmt.ExecContext(ctx, blob(r.UserID), blob(r.ID), i, blob(h)); err != nil {
+			if _, err := tx.ExecContext(ctx, `INSERT INTO mfa_recovery_codes (user_id, set_id, idx, hash, used)
+				VALUES (?, ?, ?, ?, NULL)`, blob(r.UserID), blob(r.ID), i, blob(h)); err != nil {
 				return err
 			}
 		}
@@ -379,7 +385,7 @@ func (s *Store) replaceRecoveryCodes(ctx context.Context, r *mfa.RecoveryCodes) 
 // RecoveryCodes implements [mfa.Store.RecoveryCodes] with one query, so
 // the set and its codes are read from one snapshot.
 func (s *Store) RecoveryCodes(ctx context.Context, userID []byte) (*mfa.RecoveryCodes, error) {
-	rows, err := s.db.QueryContext(ctx, `SELECT s.user_id, s.id, s.salt, s.created, c.idx, c.hash, c.used
+	rows, err := s.q.QueryContext(ctx, `SELECT s.user_id, s.id, s.salt, s.created, c.idx, c.hash, c.used
 		FROM mfa_recovery_sets s
 		LEFT JOIN mfa_recovery_codes c ON c.user_id = s.user_id AND c.set_id = s.id
 		WHERE s.user_id = ? ORDER BY c.idx`, blob(userID))
@@ -426,7 +432,7 @@ func (s *Store) UseRecoveryCode(ctx context.Context, userID, setID []byte, index
 }
 
 func (s *Store) useRecoveryCode(ctx context.Context, userID, setID []byte, index int, at time.Time) (int, error) {
-	tx, err := s.db.BeginTx(ctx, nil) // BEGIN IMMEDIATE (_txlock)
+	tx, err := s.begin(ctx)
 	if err != nil {
 		return 0, err
 	}
@@ -463,7 +469,11 @@ func (s *Store) useRecoveryCode(ctx context.Context, userID, setID []byte, index
 // DeleteRecoveryCodes implements [mfa.Store.DeleteRecoveryCodes]; the
 // codes go with the set (ON DELETE CASCADE).
 func (s *Store) DeleteRecoveryCodes(ctx context.Context, userID []byte) error {
-	n, err := affected(s.db.ExecContext(ctx, `DELETE FROM mfa_recovery_sets WHERE user_id = ?`, blob(userID)))
+	var n int64
+	err := s.write(ctx, func(q querier) (err error) {
+		n, err = affected(q.ExecContext(ctx, `DELETE FROM mfa_recovery_sets WHERE user_id = ?`, blob(userID)))
+		return err
+	})
 	switch {
 	case err != nil:
 		return fmt.Errorf("sqlite: deleting recovery codes: %w", err)
@@ -481,7 +491,7 @@ func (s *Store) Attempts(ctx context.Context, userID []byte, f mfa.Factor) (mfa.
 		a      mfa.Attempts
 		locked sql.NullInt64
 	)
-	err := s.db.QueryRowContext(ctx, `SELECT failures, locked_until FROM mfa_attempts
+	err := s.q.QueryRowContext(ctx, `SELECT failures, locked_until FROM mfa_attempts
 		WHERE user_id = ? AND factor = ?`, blob(userID), string(f)).Scan(&a.Failures, &locked)
 	switch {
 	case errors.Is(err, sql.ErrNoRows):
@@ -504,7 +514,7 @@ func (s *Store) RecordFailure(ctx context.Context, userID []byte, f mfa.Factor, 
 }
 
 func (s *Store) recordFailure(ctx context.Context, userID []byte, f mfa.Factor, now time.Time, p mfa.LockPolicy) (mfa.Attempts, error) {
-	tx, err := s.db.BeginTx(ctx, nil) // BEGIN IMMEDIATE (_txlock)
+	tx, err := s.begin(ctx)
 	if err != nil {
 		return mfa.Attempts{}, err
 	}
@@ -560,7 +570,7 @@ func (s *Store) Users(ctx context.Context, after []byte, limit int) ([]*webauthn
 	if limit <= 0 {
 		limit = -1 // SQLite: no limit
 	}
-	rows, err := s.db.QueryContext(ctx, `SELECT `+userColumns+` FROM webauthn_users
+	rows, err := s.q.QueryContext(ctx, `SELECT `+userColumns+` FROM webauthn_users
 		WHERE id > ? ORDER BY id LIMIT ?`, blob(after), limit)
 	if err != nil {
 		return nil, fmt.Errorf("sqlite: listing users: %w", err)

@@ -80,15 +80,15 @@ var migrationFiles embed.FS
 // transaction.
 type Store struct {
 	db *sql.DB
-	// challenges (a semaphore of one) serialises this Store's challenge
-	// writes in the process, so that a burst of them (a flood of sign-in
-	// begins) waits here rather than in SQLite's busy handler, where
+	// q runs every statement prepared once per connection (conn.go).
+	q *stmtCache
+	// writer (a semaphore of one) serialises this Store's writes in the
+	// process, so that a burst of them (a flood of sign-in begins) waits
+	// here rather than in SQLite's busy handler, which sleeps, and where
 	// waiting connections keep the WAL from being checkpointed and reset
-	// and it grows without bound.
-	challenges chan struct{}
-	// Prepared once: parsing the challenge statements, with the triggers
-	// they fire, costs more than running them.
-	purgeStmt, insertStmt, takeStmt *sql.Stmt
+	// and it grows without bound. Other processes still meet at the
+	// file's lock, with BusyTimeout.
+	writer chan struct{}
 	// full is set while the last SaveChallenge found the total limit
 	// reached: the next ones check it from a read first, so that a flood
 	// of refused begins takes no write lock from the sign-ins under way.
@@ -123,39 +123,24 @@ func Open(ctx context.Context, path string) (*Store, error) {
 	if err != nil {
 		return nil, fmt.Errorf("sqlite: opening %s: %w", path, err)
 	}
-	s := &Store{db: db, challenges: make(chan struct{}, 1)}
+	// Connections stay open: each new one runs the pragmas above and
+	// prepares its statements again.
+	n := poolSize()
+	db.SetMaxOpenConns(n)
+	db.SetMaxIdleConns(n)
+	db.SetConnMaxIdleTime(0)
+	db.SetConnMaxLifetime(0)
+	s := &Store{db: db, q: newStmtCache(db), writer: make(chan struct{}, 1)}
 	if err := s.migrate(ctx); err != nil {
 		db.Close()
 		return nil, fmt.Errorf("sqlite: opening %s: %w", path, err)
 	}
-	if err := s.prepare(ctx); err != nil {
-		db.Close()
-		return nil, fmt.Errorf("sqlite: opening %s: preparing statements: %w", path, err)
-	}
 	return s, nil
-}
-
-func (s *Store) prepare(ctx context.Context) (err error) {
-	for _, p := range []struct {
-		stmt **sql.Stmt
-		sql  string
-	}{
-		{&s.purgeStmt, purgeChallengesSQL},
-		{&s.insertStmt, insertChallengeSQL},
-		{&s.takeStmt, takeChallengeSQL},
-	} {
-		if *p.stmt, err = s.db.PrepareContext(ctx, p.sql); err != nil {
-			return err
-		}
-	}
-	return nil
 }
 
 // Close closes the database. Calls already under way finish first.
 func (s *Store) Close() error {
-	for _, st := range []*sql.Stmt{s.purgeStmt, s.insertStmt, s.takeStmt} {
-		st.Close()
-	}
+	s.q.close()
 	if err := s.db.Close(); err != nil {
 		return fmt.Errorf("sqlite: closing: %w", err)
 	}
@@ -292,9 +277,12 @@ func affected(res sql.Result, err error) (int64, error) {
 
 // CreateUser implements [webauthn.Store.CreateUser].
 func (s *Store) CreateUser(ctx context.Context, u *webauthn.User) error {
-	_, err := s.db.ExecContext(ctx,
-		`INSERT INTO webauthn_users (id, name, display_name, created) VALUES (?, ?, ?, ?)`,
-		blob(u.ID), u.Name, u.DisplayName, micros(u.Created))
+	err := s.write(ctx, func(q querier) error {
+		_, err := q.ExecContext(ctx,
+			`INSERT INTO webauthn_users (id, name, display_name, created) VALUES (?, ?, ?, ?)`,
+			blob(u.ID), u.Name, u.DisplayName, micros(u.Created))
+		return err
+	})
 	switch {
 	case isUnique(err):
 		return fmt.Errorf("sqlite: creating user %q: %w", u.Name, webauthn.ErrExists)
@@ -324,7 +312,7 @@ func scanUser(row scanner) (*webauthn.User, error) {
 
 // User implements [webauthn.Store.User].
 func (s *Store) User(ctx context.Context, id []byte) (*webauthn.User, error) {
-	u, err := scanUser(s.db.QueryRowContext(ctx,
+	u, err := scanUser(s.q.QueryRowContext(ctx,
 		`SELECT `+userColumns+` FROM webauthn_users WHERE id = ?`, blob(id)))
 	if err != nil {
 		return nil, fmt.Errorf("sqlite: reading user: %w", err)
@@ -334,7 +322,7 @@ func (s *Store) User(ctx context.Context, id []byte) (*webauthn.User, error) {
 
 // UserByName implements [webauthn.Store.UserByName].
 func (s *Store) UserByName(ctx context.Context, name string) (*webauthn.User, error) {
-	u, err := scanUser(s.db.QueryRowContext(ctx,
+	u, err := scanUser(s.q.QueryRowContext(ctx,
 		`SELECT `+userColumns+` FROM webauthn_users WHERE name = ?`, name))
 	if err != nil {
 		return nil, fmt.Errorf("sqlite: reading user %q: %w", name, err)
@@ -397,7 +385,7 @@ func (s *Store) AddCredential(ctx context.Context, c *webauthn.Credential, limit
 }
 
 func (s *Store) addCredential(ctx context.Context, c *webauthn.Credential, limit int) error {
-	tx, err := s.db.BeginTx(ctx, nil) // BEGIN IMMEDIATE (_txlock)
+	tx, err := s.begin(ctx)
 	if err != nil {
 		return err
 	}
@@ -415,7 +403,7 @@ func (s *Store) addCredential(ctx context.Context, c *webauthn.Credential, limit
 // [webauthn.Store.CreateUserWithCredential].
 func (s *Store) CreateUserWithCredential(ctx context.Context, u *webauthn.User, c *webauthn.Credential) error {
 	err := func() error {
-		tx, err := s.db.BeginTx(ctx, nil) // BEGIN IMMEDIATE (_txlock)
+		tx, err := s.begin(ctx)
 		if err != nil {
 			return err
 		}
@@ -443,7 +431,7 @@ func (s *Store) CreateUserWithCredential(ctx context.Context, u *webauthn.User, 
 	return nil
 }
 
-func addCredentialTx(ctx context.Context, tx *sql.Tx, c *webauthn.Credential, limit int) error {
+func addCredentialTx(ctx context.Context, tx querier, c *webauthn.Credential, limit int) error {
 	transports := c.Transports
 	if transports == nil {
 		transports = []string{}
@@ -487,7 +475,7 @@ func addCredentialTx(ctx context.Context, tx *sql.Tx, c *webauthn.Credential, li
 
 // Credential implements [webauthn.Store.Credential].
 func (s *Store) Credential(ctx context.Context, id []byte) (*webauthn.Credential, error) {
-	c, err := scanCredential(s.db.QueryRowContext(ctx,
+	c, err := scanCredential(s.q.QueryRowContext(ctx,
 		`SELECT `+credentialColumns+` FROM webauthn_credentials WHERE id = ?`, blob(id)))
 	if err != nil {
 		return nil, fmt.Errorf("sqlite: reading credential: %w", err)
@@ -498,7 +486,7 @@ func (s *Store) Credential(ctx context.Context, id []byte) (*webauthn.Credential
 // Credentials implements [webauthn.Store.Credentials]. Credentials
 // registered at the same time are listed in the order they were added.
 func (s *Store) Credentials(ctx context.Context, userID []byte) ([]*webauthn.Credential, error) {
-	rows, err := s.db.QueryContext(ctx, `SELECT `+credentialColumns+` FROM webauthn_credentials
+	rows, err := s.q.QueryContext(ctx, `SELECT `+credentialColumns+` FROM webauthn_credentials
 		WHERE user_id = ? ORDER BY created, seq`, blob(userID))
 	if err != nil {
 		return nil, fmt.Errorf("sqlite: listing credentials: %w", err)
@@ -655,7 +643,7 @@ func (s *Store) saveChallenge(ctx context.Context, c *webauthn.Challenge, now ti
 		// total and nothing had expired.
 		var n int
 		var expired bool
-		if err := s.db.QueryRowContext(ctx, `SELECT (SELECT n FROM webauthn_challenge_count WHERE id = 0),
+		if err := s.q.QueryRowContext(ctx, `SELECT (SELECT n FROM webauthn_challenge_count WHERE id = 0),
 			EXISTS (SELECT 1 FROM webauthn_challenges WHERE expires <= ?)`, micros(now)).Scan(&n, &expired); err != nil {
 			return err
 		}
@@ -663,15 +651,15 @@ func (s *Store) saveChallenge(ctx context.Context, c *webauthn.Challenge, now ti
 			return fmt.Errorf("%d in all: %w", n, webauthn.ErrTooManyCeremonies)
 		}
 	}
-	if err := s.lockChallenges(ctx); err != nil {
+	if err := s.lockWriter(ctx); err != nil {
 		return err
 	}
-	defer s.unlockChallenges()
-	if _, err := s.purgeStmt.ExecContext(ctx, micros(now), purgeBatch); err != nil {
+	defer s.unlockWriter()
+	if _, err := s.q.ExecContext(ctx, purgeChallengesSQL, micros(now), purgeBatch); err != nil {
 		return err
 	}
 	insert := func() (bool, error) {
-		n, err := affected(s.insertStmt.ExecContext(ctx,
+		n, err := affected(s.q.ExecContext(ctx, insertChallengeSQL,
 			c.ID, blob(c.Challenge), string(c.Ceremony), nullBlob(c.UserID), nullBlob(c.Session), micros(c.Expires),
 			micros(now), limits.PerUser, limits.Total))
 		if isUnique(err) {
@@ -688,7 +676,7 @@ func (s *Store) saveChallenge(ctx context.Context, c *webauthn.Challenge, now ti
 		return nil
 	}
 	var userN, total int
-	if err := s.db.QueryRowContext(ctx, `SELECT
+	if err := s.q.QueryRowContext(ctx, `SELECT
 		(SELECT COUNT(*) FROM webauthn_challenges WHERE user_id = ? AND expires > ?),
 		(SELECT n FROM webauthn_challenge_count WHERE id = 0)`,
 		nullBlob(c.UserID), micros(now)).Scan(&userN, &total); err != nil {
@@ -699,7 +687,7 @@ func (s *Store) saveChallenge(ctx context.Context, c *webauthn.Challenge, now ti
 	}
 	// The total counts expired challenges too: remove them all, then
 	// decide. Each is removed once, so this is cheap over time.
-	n, err := affected(s.db.ExecContext(ctx, `DELETE FROM webauthn_challenges WHERE expires <= ?`, micros(now)))
+	n, err := affected(s.q.ExecContext(ctx, `DELETE FROM webauthn_challenges WHERE expires <= ?`, micros(now)))
 	if err != nil {
 		return err
 	}
@@ -712,19 +700,8 @@ func (s *Store) saveChallenge(ctx context.Context, c *webauthn.Challenge, now ti
 	return fmt.Errorf("%d in all: %w", total-int(n), webauthn.ErrTooManyCeremonies)
 }
 
-func (s *Store) lockChallenges(ctx context.Context) error {
-	select {
-	case s.challenges <- struct{}{}:
-		return nil
-	case <-ctx.Done():
-		return ctx.Err()
-	}
-}
-
-func (s *Store) unlockChallenges() { <-s.challenges }
-
 // challengeCount is the number of stored challenges, expired or not.
-func challengeCount(ctx context.Context, tx *sql.Tx) (int, error) {
+func challengeCount(ctx context.Context, tx querier) (int, error) {
 	var n int
 	err := tx.QueryRowContext(ctx, `SELECT n FROM webauthn_challenge_count WHERE id = 0`).Scan(&n)
 	return n, err
@@ -738,11 +715,9 @@ func (s *Store) TakeChallenge(ctx context.Context, id string, now time.Time) (*w
 		ceremony string
 		expires  int64
 	)
-	if err := s.lockChallenges(ctx); err != nil {
-		return nil, fmt.Errorf("sqlite: taking challenge: %w", err)
-	}
-	err := s.takeStmt.QueryRowContext(ctx, id).Scan(&c.Challenge, &ceremony, &c.UserID, &c.Session, &expires)
-	s.unlockChallenges()
+	err := s.write(ctx, func(q querier) error {
+		return q.QueryRowContext(ctx, takeChallengeSQL, id).Scan(&c.Challenge, &ceremony, &c.UserID, &c.Session, &expires)
+	})
 	switch {
 	case errors.Is(err, sql.ErrNoRows):
 		return nil, fmt.Errorf("sqlite: taking challenge: %w", webauthn.ErrNotFound)
@@ -759,8 +734,11 @@ func (s *Store) TakeChallenge(ctx context.Context, id string, now time.Time) (*w
 
 // PurgeChallenges implements [webauthn.Store.PurgeChallenges].
 func (s *Store) PurgeChallenges(ctx context.Context, now time.Time) (int, error) {
-	n, err := affected(s.db.ExecContext(ctx,
-		`DELETE FROM webauthn_challenges WHERE expires <= ?`, micros(now)))
+	var n int64
+	err := s.write(ctx, func(q querier) (err error) {
+		n, err = affected(q.ExecContext(ctx, `DELETE FROM webauthn_challenges WHERE expires <= ?`, micros(now)))
+		return err
+	})
 	if err != nil {
 		return 0, fmt.Errorf("sqlite: purging challenges: %w", err)
 	}
