@@ -74,7 +74,7 @@ type memCred struct {
 	seq uint64
 }
 
-var _ Store = (*MemoryStore)(nil)
+var _ SignInStore = (*MemoryStore)(nil)
 
 // NewMemoryStore returns an empty in-memory store.
 func NewMemoryStore() *MemoryStore {
@@ -464,6 +464,34 @@ func (m *MemoryStore) TakeChallenge(ctx context.Context, id string, now time.Tim
 		return nil, fmt.Errorf("memory store: taking challenge: %w", ErrExpired)
 	}
 	return copyChallenge(mc.c), nil
+}
+
+// TakeSignIn implements [SignInStore.TakeSignIn] under one lock.
+func (m *MemoryStore) TakeSignIn(ctx context.Context, id string, credentialID []byte, now time.Time) (*Challenge, *Credential, *User, error) {
+	if err := ctx.Err(); err != nil {
+		return nil, nil, nil, fmt.Errorf("memory store: taking challenge: %w", err)
+	}
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	mc, ok := m.challenges[id]
+	if !ok {
+		return nil, nil, nil, fmt.Errorf("memory store: taking challenge: %w", ErrNotFound)
+	}
+	m.remove(mc)
+	if !storeTime(now).Before(mc.c.Expires) {
+		return nil, nil, nil, fmt.Errorf("memory store: taking challenge: %w", ErrExpired)
+	}
+	var (
+		cred *Credential
+		user *User
+	)
+	if c, ok := m.creds[string(credentialID)]; ok {
+		cred = copyCredential(&c.c)
+		if u, ok := m.users[string(c.c.UserID)]; ok {
+			user = copyUser(u)
+		}
+	}
+	return copyChallenge(mc.c), cred, user, nil
 }
 
 // PurgeChallenges implements [Store.PurgeChallenges].

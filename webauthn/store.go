@@ -237,3 +237,18 @@ type Store interface {
 	// now and reports how many it removed.
 	PurgeChallenges(ctx context.Context, now time.Time) (int, error)
 }
+
+// SignInStore is a [Store] that reads what a sign-in needs in one call,
+// which a store that talks to a database server makes one round trip:
+// [RelyingParty.FinishLogin] uses it when the store has it, and
+// otherwise calls TakeChallenge, Credential and User one after another.
+type SignInStore interface {
+	Store
+	// TakeSignIn takes the challenge with the given ID exactly as
+	// TakeChallenge does (the same atomicity and errors: ErrNotFound,
+	// ErrExpired), and with it reads the credential credentialID and the
+	// user who owns it. cred is nil if there is no such credential, and
+	// user nil if there is none or its owner is gone; neither is an
+	// error. The challenge is taken whatever the credential lookup finds.
+	TakeSignIn(ctx context.Context, id string, credentialID []byte, now time.Time) (ch *Challenge, cred *Credential, user *User, err error)
+}

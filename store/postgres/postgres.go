@@ -89,7 +89,7 @@ type Store struct {
 }
 
 var (
-	_ webauthn.Store = (*Store)(nil)
+	_ webauthn.SignInStore = (*Store)(nil)
 	_ mfa.Store      = (*Store)(nil)
 )
 
@@ -628,26 +628,74 @@ func (s *Store) insertChallenge(ctx context.Context, c *webauthn.Challenge, now 
 // DELETE … RETURNING: of concurrent callers on any server, only one gets
 // the row.
 func (s *Store) TakeChallenge(ctx context.Context, id string, now time.Time) (*webauthn.Challenge, error) {
+	c, err := scanChallenge(s.pool.QueryRow(ctx, takeChallengeSQL, id), id, now)
+	if err != nil {
+		return nil, fmt.Errorf("postgres: taking challenge: %w", err)
+	}
+	return c, nil
+}
+
+// takeChallengeSQL removes and returns a challenge.
+const takeChallengeSQL = `DELETE FROM webauthn_challenges WHERE id = $1
+	RETURNING challenge, ceremony, user_id, session, expires`
+
+// scanChallenge reads the row of takeChallengeSQL: ErrNotFound for none,
+// ErrExpired for one that expired at or before now.
+func scanChallenge(row pgx.Row, id string, now time.Time) (*webauthn.Challenge, error) {
 	var (
 		c        = webauthn.Challenge{ID: id}
 		ceremony string
 	)
-	err := s.pool.QueryRow(ctx, `DELETE FROM webauthn_challenges WHERE id = $1
-		RETURNING challenge, ceremony, user_id, session, expires`, id).
-		Scan(&c.Challenge, &ceremony, &c.UserID, &c.Session, &c.Expires)
+	err := row.Scan(&c.Challenge, &ceremony, &c.UserID, &c.Session, &c.Expires)
 	switch {
 	case errors.Is(err, pgx.ErrNoRows):
-		return nil, fmt.Errorf("postgres: taking challenge: %w", webauthn.ErrNotFound)
+		return nil, webauthn.ErrNotFound
 	case err != nil:
-		return nil, fmt.Errorf("postgres: taking challenge: %w", err)
+		return nil, err
 	}
 	c.Expires = fromTS(c.Expires)
 	if !ts(now).Before(c.Expires) {
-		return nil, fmt.Errorf("postgres: taking challenge: %w", webauthn.ErrExpired)
+		return nil, webauthn.ErrExpired
 	}
 	c.Challenge, c.UserID, c.Session = readBytes(c.Challenge), readBytes(c.UserID), readBytes(c.Session)
 	c.Ceremony = webauthn.Ceremony(ceremony)
 	return &c, nil
+}
+
+// TakeSignIn implements [webauthn.SignInStore.TakeSignIn] in one round
+// trip: the DELETE … RETURNING of TakeChallenge and the reads of the
+// credential and its owner go as one batch, which runs as one implicit
+// transaction.
+func (s *Store) TakeSignIn(ctx context.Context, id string, credentialID []byte, now time.Time) (*webauthn.Challenge, *webauthn.Credential, *webauthn.User, error) {
+	b := &pgx.Batch{}
+	b.Queue(takeChallengeSQL, id)
+	b.Queue(`SELECT `+credentialColumns+` FROM webauthn_credentials WHERE id = $1`, bytea(credentialID))
+	b.Queue(`SELECT `+userColumns+` FROM webauthn_users
+		WHERE id = (SELECT user_id FROM webauthn_credentials WHERE id = $1)`, bytea(credentialID))
+	br := s.pool.SendBatch(ctx, b)
+	defer br.Close()
+	ch, err := scanChallenge(br.QueryRow(), id, now)
+	if err != nil {
+		return nil, nil, nil, fmt.Errorf("postgres: taking challenge: %w", err)
+	}
+	cred, err := scanCredential(br.QueryRow())
+	switch {
+	case errors.Is(err, webauthn.ErrNotFound):
+		cred = nil
+	case err != nil:
+		return nil, nil, nil, fmt.Errorf("postgres: reading credential: %w", err)
+	}
+	user, err := scanUser(br.QueryRow())
+	switch {
+	case errors.Is(err, webauthn.ErrNotFound):
+		user = nil
+	case err != nil:
+		return nil, nil, nil, fmt.Errorf("postgres: reading user: %w", err)
+	}
+	if err := br.Close(); err != nil {
+		return nil, nil, nil, fmt.Errorf("postgres: taking challenge: %w", err)
+	}
+	return ch, cred, user, nil
 }
 
 // PurgeChallenges implements [webauthn.Store.PurgeChallenges].

@@ -96,7 +96,7 @@ type Store struct {
 }
 
 var (
-	_ webauthn.Store = (*Store)(nil)
+	_ webauthn.SignInStore = (*Store)(nil)
 	_ mfa.Store      = (*Store)(nil)
 )
 
@@ -730,6 +730,32 @@ func (s *Store) TakeChallenge(ctx context.Context, id string, now time.Time) (*w
 	c.Ceremony = webauthn.Ceremony(ceremony)
 	c.Expires = fromMicros(expires)
 	return &c, nil
+}
+
+// TakeSignIn implements [webauthn.SignInStore.TakeSignIn]: the
+// challenge's DELETE … RETURNING in the writer slot, then one read of the
+// credential and its owner. In process, the calls cost what their
+// statements do, so there is no round trip to save beyond that.
+func (s *Store) TakeSignIn(ctx context.Context, id string, credentialID []byte, now time.Time) (*webauthn.Challenge, *webauthn.Credential, *webauthn.User, error) {
+	ch, err := s.TakeChallenge(ctx, id, now)
+	if err != nil {
+		return nil, nil, nil, err
+	}
+	cred, err := s.Credential(ctx, credentialID)
+	switch {
+	case errors.Is(err, webauthn.ErrNotFound):
+		return ch, nil, nil, nil
+	case err != nil:
+		return nil, nil, nil, err
+	}
+	user, err := s.User(ctx, cred.UserID)
+	switch {
+	case errors.Is(err, webauthn.ErrNotFound):
+		return ch, cred, nil, nil
+	case err != nil:
+		return nil, nil, nil, err
+	}
+	return ch, cred, user, nil
 }
 
 // PurgeChallenges implements [webauthn.Store.PurgeChallenges].

@@ -88,6 +88,7 @@ func Run(t *testing.T, newStore func(t *testing.T) webauthn.Store) {
 		{"ChallengeLimits", challengeLimitTests},
 		{"Context", contextTests},
 		{"Concurrent", concurrentTests},
+		{"TakeSignIn", takeSignInTests},
 	}
 	for _, g := range groups {
 		t.Run(g.name, func(t *testing.T) {
@@ -110,6 +111,9 @@ func RunShared(t *testing.T, a, b webauthn.Store) {
 	t.Helper()
 	t.Run("Visible", func(t *testing.T) { sharedVisible(t, a, b) })
 	t.Run("TakeChallenge", func(t *testing.T) { raceTakeChallenge(t, a, b) })
+	if _, ok := a.(webauthn.SignInStore); ok {
+		t.Run("TakeSignIn", func(t *testing.T) { raceTakeSignIn(t, a, b) })
+	}
 	t.Run("RecordSignIn", func(t *testing.T) { raceRecordSignIn(t, a, b) })
 	t.Run("AddCredentialLimit", func(t *testing.T) { raceAddCredentialLimit(t, a, b) })
 	t.Run("SaveChallengePerUser", func(t *testing.T) { raceSaveChallengePerUser(t, a, b) })
