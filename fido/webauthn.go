@@ -3,7 +3,6 @@ package fido
 import (
 	"context"
 	"crypto/sha256"
-	"crypto/x509"
 	"encoding/base64"
 	"encoding/json"
 	"errors"
@@ -560,7 +559,7 @@ func subjectPublicKeyInfo(att *Attestation) []byte {
 	if err != nil {
 		return nil
 	}
-	der, err := x509.MarshalPKIXPublicKey(pub)
+	der, err := marshalSPKI(pub)
 	if err != nil {
 		return nil
 	}
