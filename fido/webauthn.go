@@ -823,6 +823,9 @@ func present(raw json.RawMessage) bool {
 
 // object decodes raw as a JSON object.
 func (p *optionsParser) object(field string, raw json.RawMessage) jsonObject {
+	if o, ok := quickObject(raw); ok {
+		return o
+	}
 	var o jsonObject
 	if err := json.Unmarshal(raw, &o); err != nil || o == nil {
 		p.fail(field, "not a JSON object")
@@ -840,6 +843,9 @@ func (p *optionsParser) str(o jsonObject, parent, name string, optional bool) (s
 			p.fail(field, "required member missing")
 		}
 		return "", false
+	}
+	if s, ok := quickStr(raw); ok {
+		return s, true
 	}
 	var s string
 	if err := json.Unmarshal(raw, &s); err != nil {
@@ -901,6 +907,9 @@ func (p *optionsParser) array(o jsonObject, name string) []json.RawMessage {
 	if !present(raw) {
 		return nil
 	}
+	if a, ok := quickArray(raw); ok {
+		return a
+	}
 	var a []json.RawMessage
 	if err := json.Unmarshal(raw, &a); err != nil {
 		p.fail(name, "not a JSON array")
@@ -922,10 +931,12 @@ func (p *optionsParser) descriptors(o jsonObject, name string) []descriptor {
 		id := p.bytes(d, field, "id", false)
 		var ts []string
 		for j, t := range p.array(d, "transports") {
-			var s string
-			if err := json.Unmarshal(t, &s); err != nil {
-				p.fail(fmt.Sprintf("%s.transports[%d]", field, j), "not a JSON string")
-				return nil
+			s, ok := quickStr(t)
+			if !ok {
+				if err := json.Unmarshal(t, &s); err != nil {
+					p.fail(fmt.Sprintf("%s.transports[%d]", field, j), "not a JSON string")
+					return nil
+				}
 			}
 			ts = append(ts, s)
 		}
