@@ -344,3 +344,117 @@ func fastGetAssertionResponse(data []byte, r *GetAssertionResponse) bool {
 	}
 	return rd.ok && len(rd.b) == 0
 }
+
+func (r *reader) rp(e *RPEntity, depth int) {
+	n := r.container(5, depth)
+	var prev []byte
+	for range n {
+		switch string(r.textKey(&prev)) {
+		case "id":
+			e.ID = r.text()
+		case "name":
+			e.Name = r.text()
+		case "icon":
+			e.Icon = r.text()
+		default:
+			r.skip(depth + 1)
+		}
+		if !r.ok {
+			return
+		}
+	}
+}
+
+func (r *reader) params(depth int) []CredentialParam {
+	n := r.container(4, depth)
+	if !r.ok {
+		return nil
+	}
+	ps := make([]CredentialParam, n)
+	for i := range ps {
+		m := r.container(5, depth+1)
+		var prev []byte
+		for range m {
+			switch string(r.textKey(&prev)) {
+			case "type":
+				ps[i].Type = r.text()
+			case "alg":
+				ps[i].Alg = r.int()
+			default:
+				r.skip(depth + 2)
+			}
+			if !r.ok {
+				return nil
+			}
+		}
+	}
+	return ps
+}
+
+// fastMakeCredentialRequest decodes data into the zero value r as
+// decodeMessage would, or reports false.
+func fastMakeCredentialRequest(data []byte, r *MakeCredentialRequest) bool {
+	rd := reader{b: data, ok: true}
+	n := rd.container(5, 0)
+	var prev []byte
+	for range n {
+		switch rd.intKey(&prev) {
+		case 1:
+			r.ClientDataHash = rd.bytes()
+		case 2:
+			r.RP = new(RPEntity)
+			rd.rp(r.RP, 1)
+		case 3:
+			r.User = new(UserEntity)
+			rd.user(r.User, 1)
+		case 4:
+			r.PubKeyCredParams = rd.params(1)
+		case 5:
+			r.ExcludeList = rd.descriptors(1)
+		case 6:
+			r.Extensions = rd.rawMap(1)
+		case 7:
+			r.Options = rd.boolMap(1)
+		case 8:
+			r.PinUvAuthParam = rd.bytes()
+		case 9:
+			r.PinUvAuthProtocol = rd.uint()
+		case 10:
+			r.EnterpriseAttestation = rd.uint()
+		default:
+			rd.skip(1)
+		}
+		if !rd.ok {
+			return false
+		}
+	}
+	return rd.ok && len(rd.b) == 0
+}
+
+// fastMakeCredentialResponse decodes data into the zero value r as
+// decodeMessage would, or reports false.
+func fastMakeCredentialResponse(data []byte, r *MakeCredentialResponse) bool {
+	rd := reader{b: data, ok: true}
+	n := rd.container(5, 0)
+	var prev []byte
+	for range n {
+		switch rd.intKey(&prev) {
+		case 1:
+			r.Format = rd.text()
+		case 2:
+			r.AuthData = rd.bytes()
+		case 3:
+			r.AttStmt = rd.raw(1)
+		case 4:
+			r.EpAtt = rd.boolean()
+		case 5:
+			r.LargeBlobKey = rd.bytes()
+		default:
+			rd.skip(1)
+		}
+		if !rd.ok {
+			return false
+		}
+	}
+	return rd.ok && len(rd.b) == 0
+}

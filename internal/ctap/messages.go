@@ -321,8 +321,11 @@ func faithful(in, out any, path string) (string, bool) {
 func DecodeMakeCredentialRequest(params []byte) (*MakeCredentialRequest, error) {
 	const what = "makeCredential request"
 	r := new(MakeCredentialRequest)
-	if err := decodeMessage(what, params, r); err != nil {
-		return nil, err
+	if !fastMakeCredentialRequest(params, r) {
+		*r = MakeCredentialRequest{}
+		if err := decodeMessage(what, params, r); err != nil {
+			return nil, err
+		}
 	}
 	if err := checkClientDataHash(what, r.ClientDataHash); err != nil {
 		return nil, err
@@ -424,8 +427,11 @@ func checkDescriptor(what, field string, d *CredentialDescriptor) error {
 func DecodeMakeCredentialResponse(data []byte) (*MakeCredentialResponse, error) {
 	const what = "makeCredential response"
 	r := new(MakeCredentialResponse)
-	if err := decodeMessage(what, data, r); err != nil {
-		return nil, err
+	if !fastMakeCredentialResponse(data, r) {
+		*r = MakeCredentialResponse{}
+		if err := decodeMessage(what, data, r); err != nil {
+			return nil, err
+		}
 	}
 	switch {
 	case r.Format == "":

@@ -95,6 +95,16 @@ func FuzzDecodeDifferential(f *testing.F) {
 			require.NoError(t, decodeMessageSlow("x", data, &slowResp), "fastGetAssertionResponse accepted %x", data)
 			assert.Equal(t, slowResp, resp)
 		}
+		var mc, slowMC MakeCredentialRequest
+		if fastMakeCredentialRequest(data, &mc) {
+			require.NoError(t, decodeMessageSlow("x", data, &slowMC), "fastMakeCredentialRequest accepted %x", data)
+			assert.Equal(t, slowMC, mc)
+		}
+		var mcr, slowMCR MakeCredentialResponse
+		if fastMakeCredentialResponse(data, &mcr) {
+			require.NoError(t, decodeMessageSlow("x", data, &slowMCR), "fastMakeCredentialResponse accepted %x", data)
+			assert.Equal(t, slowMCR, mcr)
+		}
 		for _, target := range decodeTargets {
 			fast, slow := target(), target()
 			errFast := decodeMessage("x", data, fast)
@@ -136,6 +146,12 @@ func TestQuickChecksAcceptMessages(t *testing.T) {
 		assert.True(t, quickCanonical(enc), name)
 		assert.True(t, quickFaithful(enc, enc), name)
 	}
+	var mc MakeCredentialRequest
+	assert.True(t, fastMakeCredentialRequest(MustMarshal(sampleMakeCredentialRequest()), &mc))
+	assert.Equal(t, *sampleMakeCredentialRequest(), mc)
+	var mcr MakeCredentialResponse
+	assert.True(t, fastMakeCredentialResponse(MustMarshal(sampleMakeCredentialResponse(t)), &mcr))
+	assert.Equal(t, *sampleMakeCredentialResponse(t), mcr)
 	var req GetAssertionRequest
 	assert.True(t, fastGetAssertionRequest(MustMarshal(sampleGetAssertionRequest()), &req))
 	assert.Equal(t, *sampleGetAssertionRequest(), req)
