@@ -76,6 +76,7 @@ import (
 	"io"
 	"io/fs"
 	"maps"
+	"reflect"
 	"slices"
 	"sync"
 	"time"
@@ -312,6 +313,9 @@ type Key struct {
 	// op holds a token for the whole of one CTAP2 or U2F command; see
 	// lockOp.
 	op chan struct{}
+	// approveAll is set when Config.UserPresence is Approve, whose answer
+	// askPresence then gives without a goroutine, a timer and a context.
+	approveAll bool
 
 	mu       sync.Mutex // guards the fields below
 	st       *state
@@ -384,6 +388,7 @@ func New(cfg *Config) (*Key, error) {
 		return nil, err
 	}
 	c := &k.cfg
+	k.approveAll = reflect.ValueOf(c.UserPresence).Pointer() == reflect.ValueOf(Approve).Pointer()
 	var err error
 	if c.StatePath != "" {
 		k.st, err = loadState(c.StatePath)

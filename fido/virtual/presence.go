@@ -76,6 +76,14 @@ func ApproveAfter(d time.Duration) UserPresence {
 // Config.UserPresenceTimeout. A hook that does not return when its context
 // ends is left behind, so a careless hook cannot wedge the key.
 func (k *Key) askPresence(ctx context.Context, req PresenceRequest) error {
+	if k.approveAll {
+		// What the wait below gives for Approve, had the answer won
+		// the race with a ctx that was already done, or the loss.
+		if ctx.Err() != nil {
+			return context.Cause(ctx)
+		}
+		return nil
+	}
 	pctx, cancel := context.WithTimeoutCause(ctx, k.cfg.UserPresenceTimeout, errPresenceTimeout)
 	defer cancel()
 	answer := make(chan error, 1)
