@@ -798,8 +798,12 @@ type GetAssertionExtensions struct {
 // extensionMap converts a typed extensions struct into the raw map the
 // request structs carry; nil when it has no fields set.
 func extensionMap(v any) map[string]cbor.RawMessage {
+	b := MustMarshal(v)
+	if len(b) == 1 && b[0] == 0xa0 {
+		return nil // no extension, the usual case: nothing to decode
+	}
 	var m map[string]cbor.RawMessage
-	if err := anyDec.Unmarshal(MustMarshal(v), &m); err != nil {
+	if err := anyDec.Unmarshal(b, &m); err != nil {
 		panic(err) // our own canonical encoding always decodes
 	}
 	if len(m) == 0 {
