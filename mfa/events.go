@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"log/slog"
 	"slices"
+	"strconv"
 	"time"
 
 	"github.com/fidokit/fidokit/webauthn"
@@ -249,6 +250,20 @@ func LockEvents(ctx context.Context, until time.Time) []Event {
 	evs := StoreEvents(ctx, OpLock)
 	for i := range evs {
 		evs[i].Detail = until.UTC().Format(time.RFC3339)
+	}
+	return evs
+}
+
+// RecoveryCodeEvents returns the OpUseRecoveryCode events of ctx, with
+// the Detail of each recovery_code_used event set to left, the codes
+// the account has after this one: what UseRecoveryCode appends, as the
+// Manager cannot know the count before the store has taken the code.
+func RecoveryCodeEvents(ctx context.Context, left int) []Event {
+	evs := StoreEvents(ctx, OpUseRecoveryCode)
+	for i := range evs {
+		if evs[i].Type == EventRecoveryCodeUsed {
+			evs[i].Detail = strconv.Itoa(left)
+		}
 	}
 	return evs
 }

@@ -604,13 +604,14 @@ func (m *MemoryStore) UseRecoveryCode(ctx context.Context, userID, setID []byte,
 	case !r.Used[index].IsZero():
 		return 0, memErr("using recovery code", ErrReplay)
 	}
-	evs := StoreEvents(ctx, OpUseRecoveryCode)
+	left := r.Left() - 1
+	evs := RecoveryCodeEvents(ctx, left)
 	if err := m.checkEvents(evs); err != nil {
 		return 0, memErr("using recovery code", err)
 	}
 	r.Used[index] = memTime(at)
 	m.addEvents(evs)
-	return r.Left(), nil
+	return left, nil
 }
 
 // DeleteRecoveryCodes implements [Store.DeleteRecoveryCodes].

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"strconv"
 	"time"
 
 	"github.com/fidokit/fidokit/webauthn"
@@ -398,6 +399,7 @@ func (m *Manager) VerifyRecoveryCode(ctx context.Context, userID []byte, code st
 	case err != nil:
 		return nil, storeErr("using a recovery code", err)
 	}
+	used.Detail = strconv.Itoa(left)
 	m.emit(ctx, passed, used)
 	if err := m.succeed(ctx, userID, FactorRecoveryCode, attempts); err != nil {
 		return nil, err

@@ -247,17 +247,21 @@ func (rp *RelyingParty) finishRegistration(ctx context.Context, challengeID stri
 		u.Created = rp.now()
 		err = rp.store.CreateUserWithCredential(ctx, u, cred)
 		if errors.Is(err, ErrExists) {
-			if _, cerr := rp.store.Credential(ctx, cred.ID); cerr == nil {
-				return nil, nil, reject(c, "§7.1 step 26", ErrCredentialExists, "")
+			if _, uerr := rp.store.UserByName(ctx, u.Name); uerr == nil {
+				if _, cerr := rp.store.Credential(ctx, cred.ID); cerr != nil {
+					return nil, nil, reject(c, "account", ErrUserExists, "%q was taken during the ceremony", u.Name)
+				}
 			}
-			return nil, nil, reject(c, "account", ErrUserExists, "%q was taken during the ceremony", u.Name)
 		}
 	} else {
 		err = rp.store.AddCredential(ctx, cred, rp.maxCreds)
 	}
 	if err != nil {
 		switch {
-		case errors.Is(err, ErrExists):
+		// ErrExists alone does not say what exists: something else the
+		// store writes with the key (an event of the change, say) may
+		// have collided. Only a key stored under this ID is step 26.
+		case errors.Is(err, ErrExists) && rp.credentialStored(ctx, cred.ID):
 			return nil, nil, reject(c, "§7.1 step 26", ErrCredentialExists, "")
 		case errors.Is(err, ErrLimit):
 			return nil, nil, reject(c, "credential limit", ErrLimit, "the user holds %d keys", rp.maxCreds)
@@ -663,4 +667,10 @@ func attestedCredentialIDLen(response []byte) int {
 		return -1
 	}
 	return int(binary.BigEndian.Uint16(ad[offset:]))
+}
+
+// credentialStored reports whether a key with this ID is stored.
+func (rp *RelyingParty) credentialStored(ctx context.Context, id []byte) bool {
+	_, err := rp.store.Credential(ctx, id)
+	return err == nil
 }

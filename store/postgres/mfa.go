@@ -429,10 +429,16 @@ func (s *Store) RecoveryCodes(ctx context.Context, userID []byte) (*mfa.Recovery
 // UseRecoveryCode implements [mfa.Store.UseRecoveryCode]: a
 // compare-and-set UPDATE on the code's row (of concurrent calls for one
 // code, on any server, the row lock lets one through and the others see
-// it used), and the count of what is left, in one transaction.
+// it used), and the count of what is left, in one transaction. The set's
+// row is locked first so that uses of different codes of one account
+// take turns and each counts the others' (the count goes into the
+// recovery_code_used event and to the person).
 func (s *Store) UseRecoveryCode(ctx context.Context, userID, setID []byte, index int, at time.Time) (int, error) {
 	var left int
 	err := pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
+		if _, err := tx.Exec(ctx, `SELECT 1 FROM mfa_recovery_sets WHERE user_id = $1 FOR UPDATE`, bytea(userID)); err != nil {
+			return err
+		}
 		tag, err := tx.Exec(ctx, `UPDATE mfa_recovery_codes SET used = $1
 			WHERE user_id = $2 AND set_id = $3 AND idx = $4 AND used IS NULL`,
 			ts(at), bytea(userID), bytea(setID), index)
@@ -455,7 +461,7 @@ func (s *Store) UseRecoveryCode(ctx context.Context, userID, setID []byte, index
 			WHERE user_id = $1 AND set_id = $2 AND used IS NULL`, bytea(userID), bytea(setID)).Scan(&left); err != nil {
 			return err
 		}
-		return insertEvents(ctx, tx, mfa.StoreEvents(ctx, mfa.OpUseRecoveryCode))
+		return insertEvents(ctx, tx, mfa.RecoveryCodeEvents(ctx, left))
 	})
 	if err != nil {
 		return 0, fmt.Errorf("postgres: using recovery code: %w", err)

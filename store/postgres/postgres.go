@@ -90,7 +90,7 @@ type Store struct {
 
 var (
 	_ webauthn.SignInStore = (*Store)(nil)
-	_ mfa.Store      = (*Store)(nil)
+	_ mfa.Store            = (*Store)(nil)
 )
 
 // Open connects to the database named by connString (a postgres:// URL

@@ -460,7 +460,7 @@ func (s *Store) useRecoveryCode(ctx context.Context, userID, setID []byte, index
 		WHERE user_id = ? AND set_id = ? AND used IS NULL`, blob(userID), blob(setID)).Scan(&left); err != nil {
 		return 0, err
 	}
-	if err := insertEvents(ctx, tx, mfa.StoreEvents(ctx, mfa.OpUseRecoveryCode)); err != nil {
+	if err := insertEvents(ctx, tx, mfa.RecoveryCodeEvents(ctx, left)); err != nil {
 		return 0, err
 	}
 	return left, tx.Commit()

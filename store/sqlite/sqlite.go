@@ -97,7 +97,7 @@ type Store struct {
 
 var (
 	_ webauthn.SignInStore = (*Store)(nil)
-	_ mfa.Store      = (*Store)(nil)
+	_ mfa.Store            = (*Store)(nil)
 )
 
 // Open opens the SQLite database at path, creating the file if it does
