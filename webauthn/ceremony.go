@@ -454,31 +454,39 @@ func (rp *RelyingParty) BeginDiscoverableLogin(ctx context.Context) (*Begin, err
 // [ErrSignature], [ErrInactive], [ErrCloneWarning] or [ErrSignCount]) and
 // changes nothing stored except the CloneWarning of [ErrSignCount].
 func (rp *RelyingParty) FinishLogin(ctx context.Context, challengeID string, response []byte) (*User, *Credential, error) {
-	ch, env, err := rp.takeChallenge(ctx, challengeID, CeremonyLogin, CeremonyDiscoverable)
+	// §7.2 steps 3 to 9: the fast parse (fastlogin.go) takes the plain
+	// responses browsers send; go-webauthn parses the rest and reports
+	// what is wrong with them. The response is parsed before the
+	// challenge is taken so that one store call can take the challenge
+	// and read the key it names; what is wrong with either is reported
+	// in the order of the steps: the challenge first.
+	var a assertion
+	var malformed error
+	if rp.slowLogin || !parseAssertion(response, &a) {
+		parsed, err := protocol.ParseCredentialRequestResponseBytes(response)
+		if err != nil {
+			malformed = err
+		} else {
+			a.fromParsed(parsed)
+		}
+	}
+	var credentialID []byte
+	if malformed == nil {
+		credentialID = a.rawID
+	}
+	ch, env, rec, u, err := rp.takeSignIn(ctx, challengeID, credentialID)
 	if err != nil {
 		return nil, nil, err
 	}
 	c := ch.Ceremony
-	// §7.2 steps 3 to 9: the fast parse (fastlogin.go) takes the plain
-	// responses browsers send; go-webauthn parses the rest and reports
-	// what is wrong with them.
-	var a assertion
-	if rp.slowLogin || !parseAssertion(response, &a) {
-		parsed, err := protocol.ParseCredentialRequestResponseBytes(response)
-		if err != nil {
-			_, detail := classify(err, ErrMalformedResponse)
-			return nil, nil, reject(c, "§7.2 steps 3 to 9", ErrMalformedResponse, "%s", detail)
-		}
-		a.fromParsed(parsed)
+	if malformed != nil {
+		_, detail := classify(malformed, ErrMalformedResponse)
+		return nil, nil, reject(c, "§7.2 steps 3 to 9", ErrMalformedResponse, "%s", detail)
 	}
 
 	// §7.2 steps 5 and 6: identify the credential and its owner.
-	rec, err := rp.store.Credential(ctx, a.rawID)
-	switch {
-	case errors.Is(err, ErrNotFound):
+	if rec == nil {
 		return nil, nil, reject(c, "§7.2 step 6", ErrUnknownCredential, "")
-	case err != nil:
-		return nil, nil, fmt.Errorf("webauthn: reading credential: %w", err)
 	}
 	handle := a.userHandle
 	session := env.Session
@@ -504,12 +512,8 @@ func (rp *RelyingParty) FinishLogin(ctx context.Context, challengeID string, res
 			return nil, nil, reject(c, "§7.2 step 6", ErrUserHandle, "userHandle is not the credential's owner")
 		}
 	}
-	u, err := rp.User(ctx, rec.UserID)
-	if err != nil {
-		if errors.Is(err, ErrUnknownUser) {
-			return nil, nil, reject(c, "§7.2 step 6", ErrUnknownUser, "the credential's account is gone")
-		}
-		return nil, nil, err
+	if u == nil {
+		return nil, nil, reject(c, "§7.2 step 6", ErrUnknownUser, "the credential's account is gone")
 	}
 
 	// §7.2 steps 10 to 19, ahead of go-webauthn, which repeats them.

@@ -535,6 +535,14 @@ func (rp *RelyingParty) takeChallenge(ctx context.Context, id string, want ...Ce
 	case err != nil:
 		return nil, nil, fmt.Errorf("webauthn: taking challenge: %w", err)
 	}
+	return rp.openChallenge(ctx, ch, want)
+}
+
+// openChallenge checks that a challenge taken from the store is for one
+// of the ceremonies wanted and was issued to the caller's session, and
+// decodes its session data.
+func (rp *RelyingParty) openChallenge(ctx context.Context, ch *Challenge, want []Ceremony) (*Challenge, *sessionEnvelope, error) {
+	c := want[0]
 	ok := false
 	for _, w := range want {
 		ok = ok || ch.Ceremony == w
@@ -553,4 +561,46 @@ func (rp *RelyingParty) takeChallenge(ctx context.Context, id string, want ...Ce
 		return nil, nil, reject(c, "challenge", ErrChallengeUnknown, "the challenge was issued to another session")
 	}
 	return ch, env, nil
+}
+
+// takeSignIn takes a sign-in's challenge (as takeChallenge) and reads the
+// key credentialID and its owner: with one call when the store is a
+// [SignInStore], else one after another. rec is nil when there is no such
+// key (or credentialID is nil: the response did not parse), u nil when
+// its owner is gone.
+func (rp *RelyingParty) takeSignIn(ctx context.Context, id string, credentialID []byte) (ch *Challenge, env *sessionEnvelope, rec *Credential, u *User, err error) {
+	want := []Ceremony{CeremonyLogin, CeremonyDiscoverable}
+	if ss, ok := rp.store.(SignInStore); ok && id != "" && !isToken(id) && credentialID != nil {
+		ch, rec, u, err = ss.TakeSignIn(ctx, id, credentialID, rp.now())
+		switch {
+		case errors.Is(err, ErrNotFound):
+			return nil, nil, nil, nil, reject(want[0], "challenge", ErrChallengeUnknown, "")
+		case errors.Is(err, ErrExpired):
+			return nil, nil, nil, nil, reject(want[0], "challenge", ErrExpired, "")
+		case err != nil:
+			return nil, nil, nil, nil, fmt.Errorf("webauthn: taking challenge: %w", err)
+		}
+		if ch, env, err = rp.openChallenge(ctx, ch, want); err != nil {
+			return nil, nil, nil, nil, err
+		}
+		return ch, env, rec, u, nil
+	}
+	if ch, env, err = rp.takeChallenge(ctx, id, want...); err != nil || credentialID == nil {
+		return ch, env, nil, nil, err
+	}
+	rec, err = rp.store.Credential(ctx, credentialID)
+	switch {
+	case errors.Is(err, ErrNotFound):
+		return ch, env, nil, nil, nil
+	case err != nil:
+		return nil, nil, nil, nil, fmt.Errorf("webauthn: reading credential: %w", err)
+	}
+	u, err = rp.User(ctx, rec.UserID)
+	switch {
+	case errors.Is(err, ErrUnknownUser):
+		return ch, env, rec, nil, nil
+	case err != nil:
+		return nil, nil, nil, nil, err
+	}
+	return ch, env, rec, u, nil
 }
