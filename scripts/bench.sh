@@ -23,6 +23,7 @@ start_postgres >&2
 benchmarks=(
   "./webauthn FinishLogin$"
   "./webauthn FinishLoginStore"
+  "./webauthn BeginLogin"
   "./webauthn ECDSAP256Verify"
   "./webauthn HTTPSignIn"
   "./fido GetAssertion"

@@ -49,6 +49,42 @@ func BenchmarkFinishLoginStore(b *testing.B) {
 	}
 }
 
+// BenchmarkBeginLogin is BeginLogin for a user with one key, on each
+// store: the challenge made, its session encoded and stored. x-floor is
+// its time over one P-256 verify, so that begin and finish compare. Each
+// challenge is taken again outside the timer, so the store holds one at
+// a time, as a person's sign-in does.
+func BenchmarkBeginLogin(b *testing.B) {
+	for _, be := range e2eBackends {
+		b.Run(be.name, func(b *testing.B) {
+			store := be.open(b, 1)[0]
+			e := newEnv(b, func(c *webauthn.Config) { c.Store = store })
+			e.store = store
+			u := e.user("alice")
+			e.register(e.key(nil), u, "")
+			verify := p256VerifyFloor()
+			floors := sample(200, verify)
+			ops := make([]time.Duration, 0, b.N)
+			b.ReportAllocs()
+			b.ResetTimer()
+			for range b.N {
+				start := time.Now()
+				begin, err := e.rp.BeginLogin(e.ctx, u.ID)
+				ops = append(ops, time.Since(start))
+				require.NoError(b, err)
+				b.StopTimer()
+				_, err = store.TakeChallenge(e.ctx, begin.ChallengeID, time.Now())
+				require.NoError(b, err)
+				b.StartTimer()
+			}
+			b.StopTimer()
+			floors = append(floors, sample(200, verify)...)
+			b.ReportMetric(float64(mean(ops))/float64(mean(floors)), "x-floor")
+			b.ReportMetric(float64(median(ops))/float64(median(floors)), "x-floor-p50")
+		})
+	}
+}
+
 // pgRoundTrips is the mean number of round trips a sign-in makes to
 // PostgreSQL, through a relying party whose store connects to db through
 // a counting proxy.
