@@ -624,8 +624,8 @@ func (s *Store) SaveChallenge(ctx context.Context, c *webauthn.Challenge, now ti
 
 // purgeChallengesSQL removes up to ?2 of the challenges expired at ?1,
 // the oldest first.
-const purgeChallengesSQL = `DELETE FROM webauthn_challenges WHERE rowid IN
-	(SELECT rowid FROM webauthn_challenges WHERE expires <= ? ORDER BY expires LIMIT ?)`
+const purgeChallengesSQL = `DELETE FROM webauthn_challenges WHERE id IN
+	(SELECT id FROM webauthn_challenges WHERE expires <= ? ORDER BY expires LIMIT ?)`
 
 // takeChallengeSQL removes and returns a challenge.
 const takeChallengeSQL = `DELETE FROM webauthn_challenges WHERE id = ?
@@ -734,29 +734,56 @@ func (s *Store) TakeChallenge(ctx context.Context, id string, now time.Time) (*w
 
 // TakeSignIn implements [webauthn.SignInStore.TakeSignIn]: the
 // challenge's DELETE … RETURNING in the writer slot, then one read of the
-// credential and its owner. In process, the calls cost what their
-// statements do, so there is no round trip to save beyond that.
+// credential joined with its owner. In process there is no round trip to
+// save; what is saved is a statement.
 func (s *Store) TakeSignIn(ctx context.Context, id string, credentialID []byte, now time.Time) (*webauthn.Challenge, *webauthn.Credential, *webauthn.User, error) {
 	ch, err := s.TakeChallenge(ctx, id, now)
 	if err != nil {
 		return nil, nil, nil, err
 	}
-	cred, err := s.Credential(ctx, credentialID)
+	var (
+		userID        []byte
+		name, display sql.NullString
+		created       sql.NullInt64
+	)
+	cred, err := scanCredential(extraScanner{
+		s.q.QueryRowContext(ctx, signInSQL, blob(credentialID)),
+		[]any{&userID, &name, &display, &created},
+	})
 	switch {
 	case errors.Is(err, webauthn.ErrNotFound):
 		return ch, nil, nil, nil
 	case err != nil:
-		return nil, nil, nil, err
+		return nil, nil, nil, fmt.Errorf("sqlite: reading credential: %w", err)
+	case userID == nil:
+		return ch, cred, nil, nil // the owner is gone
 	}
-	user, err := s.User(ctx, cred.UserID)
-	switch {
-	case errors.Is(err, webauthn.ErrNotFound):
-		return ch, cred, nil, nil
-	case err != nil:
-		return nil, nil, nil, err
-	}
-	return ch, cred, user, nil
+	u := &webauthn.User{ID: readBlob(userID), Name: name.String, DisplayName: display.String, Created: fromMicros(created.Int64)}
+	return ch, cred, u, nil
 }
+
+// signInSQL reads a credential and its owner's columns (NULL if the
+// owner is gone).
+var signInSQL = `SELECT ` + qualified("c", credentialColumns) + `, u.id, u.name, u.display_name, u.created
+	FROM webauthn_credentials c LEFT JOIN webauthn_users u ON u.id = c.user_id WHERE c.id = ?`
+
+// qualified prefixes each column of a comma-separated list with table.
+func qualified(table, columns string) string {
+	cols := strings.Split(columns, ",")
+	for i, c := range cols {
+		cols[i] = table + "." + strings.TrimSpace(c)
+	}
+	return strings.Join(cols, ", ")
+}
+
+// extraScanner scans a row's leading columns into what its caller asks
+// for and the rest into extra, so that scanCredential reads a joined row.
+type extraScanner struct {
+	r     scanner
+	extra []any
+}
+
+func (e extraScanner) Scan(dest ...any) error { return e.r.Scan(append(dest, e.extra...)...) }
 
 // PurgeChallenges implements [webauthn.Store.PurgeChallenges].
 func (s *Store) PurgeChallenges(ctx context.Context, now time.Time) (int, error) {
