@@ -516,7 +516,237 @@ func (h *handler) readJSON(w http.ResponseWriter, r *http.Request, v any, option
 // match names without regard to case, so names are compared as it
 // compares them, case-folded; a client meaning one value must not have
 // the server read another. Syntax errors are left to the decoder proper.
+//
+// Bodies whose member names are all printable ASCII without escapes (all
+// that browsers and the WebAuthn JSON send) are checked by a byte scan
+// (memberScan); anything else by slowDuplicateMembers, which reads b
+// token by token with encoding/json, costing about half a P-256 verify
+// on a sign-in's body.
 func checkDuplicateMembers(b []byte) error {
+	s := memberScan{b: b}
+	if decided, err := s.value(); decided && s.end() {
+		return err
+	}
+	return slowDuplicateMembers(b)
+}
+
+// memberScanDepth is how deep memberScan follows nested values before it
+// leaves the body to slowDuplicateMembers.
+const memberScanDepth = 64
+
+// memberScan checks member names for duplicates in one pass over the
+// bytes. Its methods report decided false when they cannot tell as
+// slowDuplicateMembers would: a name with an escape or a byte that is not
+// printable ASCII (which may fold onto an ASCII name, as the Kelvin sign
+// onto k), nesting deeper than memberScanDepth, or a syntax error (which
+// the decoder reports). Values are skipped without being checked, so
+// invalid JSON may pass; the decoder proper rejects it.
+type memberScan struct {
+	b     []byte
+	i     int
+	depth int
+}
+
+func (s *memberScan) ws() {
+	for s.i < len(s.b) {
+		switch s.b[s.i] {
+		case ' ', '\t', '\n', '\r':
+			s.i++
+		default:
+			return
+		}
+	}
+}
+
+// next skips white space and consumes c if it comes next.
+func (s *memberScan) next(c byte) bool {
+	s.ws()
+	if s.i < len(s.b) && s.b[s.i] == c {
+		s.i++
+		return true
+	}
+	return false
+}
+
+// end reports whether only white space is left.
+func (s *memberScan) end() bool {
+	s.ws()
+	return s.i == len(s.b)
+}
+
+// value reads one value, checking the objects in it.
+func (s *memberScan) value() (decided bool, err error) {
+	s.ws()
+	if s.i == len(s.b) {
+		return false, nil
+	}
+	switch s.b[s.i] {
+	case '{':
+		return s.object()
+	case '[':
+		return s.array()
+	case '"':
+		_, _, ok := s.str()
+		return ok, nil
+	}
+	// A number or a literal: its bytes up to the next delimiter.
+	start := s.i
+	for s.i < len(s.b) {
+		switch s.b[s.i] {
+		case ',', '}', ']', ':', ' ', '\t', '\n', '\r', '"', '{', '[':
+			return s.i > start, nil
+		}
+		s.i++
+	}
+	return s.i > start, nil
+}
+
+// str reads a string; plain reports that it is printable ASCII without
+// escapes, so that raw is its decoded value.
+func (s *memberScan) str() (raw []byte, plain, ok bool) {
+	s.i++ // the opening quote
+	start := s.i
+	plain = true
+	for s.i < len(s.b) {
+		switch c := s.b[s.i]; {
+		case c == '"':
+			raw = s.b[start:s.i]
+			s.i++
+			return raw, plain, true
+		case c == '\\':
+			plain = false
+			s.i++ // the escaped byte, which may be a quote
+		case c < 0x20 || c > 0x7e:
+			plain = false
+		}
+		s.i++
+	}
+	return nil, false, false
+}
+
+// memberScanMap is the number of members from which object looks names
+// up in a map rather than comparing each with those before.
+const memberScanMap = 16
+
+func (s *memberScan) object() (decided bool, err error) {
+	if s.depth++; s.depth > memberScanDepth {
+		return false, nil
+	}
+	defer func() { s.depth-- }()
+	s.i++ // '{'
+	if s.next('}') {
+		return true, nil
+	}
+	var (
+		names [memberScanMap][]byte
+		n     int
+		seen  map[string]bool // lower-cased, once there are memberScanMap names
+	)
+	for {
+		if !s.next('"') {
+			return false, nil
+		}
+		s.i--
+		name, plain, ok := s.str()
+		if !ok || !plain {
+			return false, nil
+		}
+		// For printable ASCII, encoding/json's folding is lower case.
+		dup := false
+		if seen == nil {
+			for _, o := range names[:n] {
+				if asciiEqualFold(o, name) {
+					dup = true
+					break
+				}
+			}
+			if n < memberScanMap {
+				names[n] = name
+				n++
+			} else {
+				seen = make(map[string]bool, 2*memberScanMap)
+				for _, o := range names {
+					seen[asciiLower(o)] = true
+				}
+			}
+		}
+		if seen != nil && !dup {
+			k := asciiLower(name)
+			dup = seen[k]
+			seen[k] = true
+		}
+		if dup {
+			return true, fmt.Errorf("duplicate member %q", name)
+		}
+		if !s.next(':') {
+			return false, nil
+		}
+		if decided, err := s.value(); !decided || err != nil {
+			return decided, err
+		}
+		if s.next('}') {
+			return true, nil
+		}
+		if !s.next(',') {
+			return false, nil
+		}
+	}
+}
+
+func (s *memberScan) array() (decided bool, err error) {
+	if s.depth++; s.depth > memberScanDepth {
+		return false, nil
+	}
+	defer func() { s.depth-- }()
+	s.i++ // '['
+	if s.next(']') {
+		return true, nil
+	}
+	for {
+		if decided, err := s.value(); !decided || err != nil {
+			return decided, err
+		}
+		if s.next(']') {
+			return true, nil
+		}
+		if !s.next(',') {
+			return false, nil
+		}
+	}
+}
+
+// asciiEqualFold reports whether a and b, printable ASCII, are equal
+// without regard to case.
+func asciiEqualFold(a, b []byte) bool {
+	if len(a) != len(b) {
+		return false
+	}
+	for i := range a {
+		if asciiLowerByte(a[i]) != asciiLowerByte(b[i]) {
+			return false
+		}
+	}
+	return true
+}
+
+func asciiLower(b []byte) string {
+	out := make([]byte, len(b))
+	for i, c := range b {
+		out[i] = asciiLowerByte(c)
+	}
+	return string(out)
+}
+
+func asciiLowerByte(c byte) byte {
+	if 'A' <= c && c <= 'Z' {
+		return c + 'a' - 'A'
+	}
+	return c
+}
+
+// slowDuplicateMembers is checkDuplicateMembers for any body, through
+// encoding/json's tokens.
+func slowDuplicateMembers(b []byte) error {
 	dec := json.NewDecoder(bytes.NewReader(b))
 	dec.UseNumber()
 	// Each open container: the member names seen, for an object; nil for
