@@ -19,6 +19,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/jackc/pgx/v5"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
@@ -73,7 +74,10 @@ const (
 // verify (p256VerifyFloor, the median of samples taken in the same run
 // before and after); rp-cpu-x-verify and gen-cpu-x-verify, the CPU time
 // (user and system) per sign-in of the relying party's process and of
-// the load generator's, over that verify time. allocs/op and B/op are
+// the load generator's, over that verify time; on PostgreSQL also
+// db-cpu-x-verify, that of the database's server processes (the backends
+// connected to the benchmark's database), which share the machine's
+// cores. allocs/op and B/op are
 // the load generator's. Each run checks that the store recorded exactly
 // b.N sign-ins, reading the keys' stored counts through GET /keys.
 //
@@ -266,6 +270,7 @@ type signInFixture struct {
 	rps    []*rpServer
 	users  []*benchUser
 	tr     *http.Transport
+	db     *pgx.Conn // on PostgreSQL, for the backends' process IDs
 }
 
 // benchUser is one browser of a signInFixture.
@@ -306,7 +311,11 @@ func (fx *signInFixture) setup(b *testing.B) {
 	case "sqlite":
 		spec = "sqlite:" + filepath.Join(fx.owner.TempDir(), "webauthn.db")
 	case "postgres":
-		spec = "postgres:" + pgtest.New(tb)
+		url := pgtest.New(tb)
+		spec = "postgres:" + url
+		db, err := pgx.Connect(b.Context(), url)
+		require.NoError(b, err)
+		fx.db = db
 	}
 	name := strings.NewReplacer("/", "-", "=", "").Replace(strings.TrimPrefix(b.Name(), "Benchmark"))
 	// One after the other: each opening migrates the database.
@@ -374,6 +383,9 @@ func (fx *signInFixture) close() {
 	if fx.tr != nil {
 		fx.tr.CloseIdleConnections()
 	}
+	if fx.db != nil {
+		fx.db.Close(fx.owner.Context())
+	}
 }
 
 func (fx *signInFixture) bench(b *testing.B) {
@@ -403,6 +415,9 @@ func (fx *signInFixture) bench(b *testing.B) {
 		perVerify := float64(b.N) * float64(v)
 		b.ReportMetric(float64(r.rpCPU)/perVerify, "rp-cpu-x-verify")
 		b.ReportMetric(float64(r.genCPU)/perVerify, "gen-cpu-x-verify")
+		if fx.db != nil {
+			b.ReportMetric(float64(r.dbCPU)/perVerify, "db-cpu-x-verify")
+		}
 	}
 	if fx.servers > 1 {
 		b.ReportMetric(one.wall.Seconds()/r.wall.Seconds(), "x-one-server")
@@ -410,10 +425,11 @@ func (fx *signInFixture) bench(b *testing.B) {
 }
 
 // signInPhase is what one phase of sign-ins took: wall time, and the CPU
-// time of the relying-party processes (all of them) and of this one.
+// time of the relying-party processes (all of them), of this one and of
+// the database's backends.
 type signInPhase struct {
-	wall, rpCPU, genCPU time.Duration
-	cpuOK               bool
+	wall, rpCPU, genCPU, dbCPU time.Duration
+	cpuOK                      bool
 }
 
 // phase runs n sign-ins, with the fixture's clients at once, on the
@@ -431,6 +447,7 @@ func (fx *signInFixture) phase(b *testing.B, n, servers int) signInPhase {
 		}
 		return sum, true
 	}
+	db0 := fx.backendCPU(b)
 	rp0, ok1 := rpCPUs()
 	gen0, ok2 := genCPU()
 	wall := runWorkers(b, fx.clients, n, func(i int) error {
@@ -442,7 +459,33 @@ func (fx *signInFixture) phase(b *testing.B, n, servers int) signInPhase {
 	})
 	rp1, ok3 := rpCPUs()
 	gen1, ok4 := genCPU()
-	return signInPhase{wall: wall, rpCPU: rp1 - rp0, genCPU: gen1 - gen0, cpuOK: ok1 && ok2 && ok3 && ok4}
+	var db time.Duration
+	for pid, d := range fx.backendCPU(b) {
+		db += d - db0[pid] // a backend started since counts whole
+	}
+	return signInPhase{wall: wall, rpCPU: rp1 - rp0, genCPU: gen1 - gen0, dbCPU: db, cpuOK: ok1 && ok2 && ok3 && ok4}
+}
+
+// backendCPU is the CPU time so far of each PostgreSQL backend connected
+// to the fixture's database but for fx.db's own, by process ID; none if
+// the store is not PostgreSQL or /proc cannot tell (the server is on
+// another machine).
+func (fx *signInFixture) backendCPU(b *testing.B) map[int]time.Duration {
+	if fx.db == nil {
+		return nil
+	}
+	rows, err := fx.db.Query(b.Context(),
+		`SELECT pid FROM pg_stat_activity WHERE datname = current_database() AND pid <> pg_backend_pid()`)
+	require.NoError(b, err)
+	pids, err := pgx.CollectRows(rows, pgx.RowTo[int32])
+	require.NoError(b, err)
+	cpu := make(map[int]time.Duration, len(pids))
+	for _, pid := range pids {
+		if d, ok := rpCPU(int(pid)); ok {
+			cpu[int(pid)] = d
+		}
+	}
+	return cpu
 }
 
 // check checks that the store recorded n sign-ins since the last check,
