@@ -369,14 +369,68 @@ func (rp *RelyingParty) checkAuthData(c Ceremony, ad *protocol.AuthenticatorData
 // Errors: [ErrUnknownUser]; [ErrNoCredentials] if the user has no active
 // key; [ErrTooManyCeremonies] as for [RelyingParty.BeginRegistration].
 func (rp *RelyingParty) BeginLogin(ctx context.Context, userID []byte) (*Begin, error) {
-	u, err := rp.User(ctx, userID)
+	if err := checkID("user ID", userID); err != nil {
+		return nil, err
+	}
+	u, creds, err := rp.loginUser(ctx, userID, "")
 	if err != nil {
 		return nil, err
 	}
+	return rp.beginLogin(ctx, u, creds)
+}
+
+// beginLoginByName is BeginLogin for the user named name (the handler's
+// /login/begin), with the errors of [RelyingParty.UserByName] and
+// BeginLogin, reading the user once.
+func (rp *RelyingParty) beginLoginByName(ctx context.Context, name string) (*Begin, error) {
+	if err := checkName("user name", name, maxUserNameLen, false); err != nil {
+		return nil, err
+	}
+	u, creds, err := rp.loginUser(ctx, nil, name)
+	if err != nil {
+		return nil, err
+	}
+	return rp.beginLogin(ctx, u, creds)
+}
+
+// loginUser reads the user with the given ID (or, if id is nil, the given
+// name) and their credentials: in one call if the store is a
+// [BeginStore], else one after the other. Errors: [ErrUnknownUser].
+func (rp *RelyingParty) loginUser(ctx context.Context, id []byte, name string) (*User, []*Credential, error) {
+	if bs, ok := rp.store.(BeginStore); ok {
+		u, creds, err := bs.UserWithCredentials(ctx, id, name)
+		switch {
+		case errors.Is(err, ErrNotFound):
+			return nil, nil, ErrUnknownUser
+		case err != nil:
+			return nil, nil, fmt.Errorf("webauthn: reading user: %w", err)
+		}
+		return u, creds, nil
+	}
+	var (
+		u   *User
+		err error
+	)
+	if id != nil {
+		u, err = rp.store.User(ctx, id)
+	} else {
+		u, err = rp.store.UserByName(ctx, name)
+	}
+	switch {
+	case errors.Is(err, ErrNotFound):
+		return nil, nil, ErrUnknownUser
+	case err != nil:
+		return nil, nil, fmt.Errorf("webauthn: reading user: %w", err)
+	}
 	creds, err := rp.store.Credentials(ctx, u.ID)
 	if err != nil {
-		return nil, fmt.Errorf("webauthn: reading credentials: %w", err)
+		return nil, nil, fmt.Errorf("webauthn: reading credentials: %w", err)
 	}
+	return u, creds, nil
+}
+
+// beginLogin is BeginLogin for the user u, read with creds.
+func (rp *RelyingParty) beginLogin(ctx context.Context, u *User, creds []*Credential) (*Begin, error) {
 	var allow []protocol.CredentialDescriptor
 	for _, c := range creds {
 		if c.Active() {

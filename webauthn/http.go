@@ -1036,10 +1036,7 @@ func (h *handler) loginBegin(w http.ResponseWriter, r *http.Request) error {
 	if req.Name == "" {
 		b, err = h.rp.BeginDiscoverableLogin(ctx)
 	} else {
-		var u *User
-		if u, err = h.rp.UserByName(ctx, req.Name); err == nil {
-			b, err = h.rp.BeginLogin(ctx, u.ID)
-		}
+		b, err = h.rp.beginLoginByName(ctx, req.Name)
 	}
 	if err != nil {
 		return err

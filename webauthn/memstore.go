@@ -74,7 +74,10 @@ type memCred struct {
 	seq uint64
 }
 
-var _ SignInStore = (*MemoryStore)(nil)
+var (
+	_ SignInStore = (*MemoryStore)(nil)
+	_ BeginStore  = (*MemoryStore)(nil)
+)
 
 // NewMemoryStore returns an empty in-memory store.
 func NewMemoryStore() *MemoryStore {
@@ -265,6 +268,34 @@ func (m *MemoryStore) Credentials(ctx context.Context, userID []byte) ([]*Creden
 	}
 	m.mu.Lock()
 	defer m.mu.Unlock()
+	return m.credentials(userID), nil
+}
+
+// UserWithCredentials implements [BeginStore.UserWithCredentials] under
+// the store's one lock.
+func (m *MemoryStore) UserWithCredentials(ctx context.Context, id []byte, name string) (*User, []*Credential, error) {
+	if err := ctx.Err(); err != nil {
+		return nil, nil, fmt.Errorf("memory store: reading user: %w", err)
+	}
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	key := string(id)
+	if id == nil {
+		var ok bool
+		if key, ok = m.names[name]; !ok {
+			return nil, nil, fmt.Errorf("memory store: reading user %q: %w", name, ErrNotFound)
+		}
+	}
+	u, ok := m.users[key]
+	if !ok {
+		return nil, nil, fmt.Errorf("memory store: reading user: %w", ErrNotFound)
+	}
+	return copyUser(u), m.credentials(u.ID), nil
+}
+
+// credentials returns copies of userID's credentials, oldest first. m.mu
+// must be held.
+func (m *MemoryStore) credentials(userID []byte) []*Credential {
 	var found []*memCred
 	for _, mc := range m.creds {
 		if bytes.Equal(mc.c.UserID, userID) {
@@ -282,7 +313,7 @@ func (m *MemoryStore) Credentials(ctx context.Context, userID []byte) ([]*Creden
 	for i, mc := range found {
 		out[i] = copyCredential(&mc.c)
 	}
-	return out, nil
+	return out
 }
 
 // owned returns userID's credential id, or nil. m.mu must be held.

@@ -252,3 +252,20 @@ type SignInStore interface {
 	// error. The challenge is taken whatever the credential lookup finds.
 	TakeSignIn(ctx context.Context, id string, credentialID []byte, now time.Time) (ch *Challenge, cred *Credential, user *User, err error)
 }
+
+// BeginStore is a [Store] that reads a user together with their
+// credentials in one call, which a store that talks to a database server
+// makes one round trip and an SQL store one statement:
+// [RelyingParty.BeginLogin] (and the handler's /login/begin by name)
+// uses it when the store has it, and otherwise calls User (or
+// UserByName) and Credentials one after the other.
+type BeginStore interface {
+	Store
+	// UserWithCredentials returns the user with the given ID or, if id
+	// is nil, the user with the given name, together with that user's
+	// credentials as Credentials returns them (oldest first; none is an
+	// empty slice), read at one point in time: no credential added or
+	// removed concurrently shows in one and not the other. ErrNotFound
+	// if there is no such user.
+	UserWithCredentials(ctx context.Context, id []byte, name string) (*User, []*Credential, error)
+}

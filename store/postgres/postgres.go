@@ -90,6 +90,7 @@ type Store struct {
 
 var (
 	_ webauthn.SignInStore = (*Store)(nil)
+	_ webauthn.BeginStore  = (*Store)(nil)
 	_ mfa.Store            = (*Store)(nil)
 )
 
@@ -432,6 +433,83 @@ func (s *Store) Credentials(ctx context.Context, userID []byte) ([]*webauthn.Cre
 	}
 	return out, nil
 }
+
+// userWithCredentialsSQL reads a user (where the user is u) and their
+// credentials in one statement: a row per credential, oldest first, or
+// one row without a credential (found false, its columns their types'
+// zero values) for a user who has none. Followed by "u.id = $1" or
+// "u.name = $1", so that each uses its index.
+const userWithCredentialsSQL = `SELECT
+		COALESCE(c.id, ''::bytea), COALESCE(c.user_id, ''::bytea), COALESCE(c.name, ''),
+		COALESCE(c.public_key, ''::bytea), COALESCE(c.algorithm, 0), c.aaguid,
+		COALESCE(c.attestation_format, ''), COALESCE(c.attestation_type, ''),
+		COALESCE(c.transports, '{}'), COALESCE(c.user_verified, false),
+		COALESCE(c.backup_eligible, false), COALESCE(c.backup_state, false),
+		COALESCE(c.sign_count, 0), COALESCE(c.clone_warning, false), c.deactivated,
+		COALESCE(c.created, u.created), c.last_used,
+		u.id, u.name, u.display_name, u.created, c.seq IS NOT NULL
+	FROM webauthn_users u LEFT JOIN webauthn_credentials c ON c.user_id = u.id
+	WHERE `
+
+var (
+	userWithCredentialsByID   = userWithCredentialsSQL + `u.id = $1 ORDER BY c.created, c.seq`
+	userWithCredentialsByName = userWithCredentialsSQL + `u.name = $1 ORDER BY c.created, c.seq`
+)
+
+// UserWithCredentials implements [webauthn.BeginStore.UserWithCredentials]
+// with one statement (one round trip, one snapshot): the user joined
+// with their credentials.
+func (s *Store) UserWithCredentials(ctx context.Context, id []byte, name string) (*webauthn.User, []*webauthn.Credential, error) {
+	query, arg := userWithCredentialsByName, any(name)
+	if id != nil {
+		query, arg = userWithCredentialsByID, bytea(id)
+	}
+	rows, err := s.pool.Query(ctx, query, arg)
+	if err != nil {
+		return nil, nil, fmt.Errorf("postgres: reading user: %w", err)
+	}
+	defer rows.Close()
+	var (
+		u     *webauthn.User
+		creds = []*webauthn.Credential{}
+	)
+	for rows.Next() {
+		var (
+			ru    webauthn.User
+			found bool
+		)
+		c, err := scanCredential(extraRow{rows, []any{&ru.ID, &ru.Name, &ru.DisplayName, &ru.Created, &found}})
+		if err != nil {
+			return nil, nil, fmt.Errorf("postgres: reading user: %w", err)
+		}
+		if u == nil {
+			ru.ID, ru.Created = readBytes(ru.ID), fromTS(ru.Created)
+			u = &ru
+		}
+		if found {
+			creds = append(creds, c)
+		}
+	}
+	if err := rows.Err(); err != nil {
+		return nil, nil, fmt.Errorf("postgres: reading user: %w", err)
+	}
+	if u == nil {
+		if id != nil {
+			return nil, nil, fmt.Errorf("postgres: reading user: %w", webauthn.ErrNotFound)
+		}
+		return nil, nil, fmt.Errorf("postgres: reading user %q: %w", name, webauthn.ErrNotFound)
+	}
+	return u, creds, nil
+}
+
+// extraRow scans a row's leading columns into what its caller asks for
+// and the rest into extra, so that scanCredential reads a joined row.
+type extraRow struct {
+	r     pgx.Row
+	extra []any
+}
+
+func (e extraRow) Scan(dest ...any) error { return e.r.Scan(append(dest, e.extra...)...) }
 
 // updateOwned runs an UPDATE or DELETE scoped to one user's credential
 // or TOTP device, with the events of op, and turns "no row" into

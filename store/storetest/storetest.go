@@ -89,6 +89,7 @@ func Run(t *testing.T, newStore func(t *testing.T) webauthn.Store) {
 		{"Context", contextTests},
 		{"Concurrent", concurrentTests},
 		{"TakeSignIn", takeSignInTests},
+		{"UserWithCredentials", userWithCredentialsTests},
 	}
 	for _, g := range groups {
 		t.Run(g.name, func(t *testing.T) {
@@ -113,6 +114,9 @@ func RunShared(t *testing.T, a, b webauthn.Store) {
 	t.Run("TakeChallenge", func(t *testing.T) { raceTakeChallenge(t, a, b) })
 	if _, ok := a.(webauthn.SignInStore); ok {
 		t.Run("TakeSignIn", func(t *testing.T) { raceTakeSignIn(t, a, b) })
+	}
+	if _, ok := a.(webauthn.BeginStore); ok {
+		t.Run("UserWithCredentials", func(t *testing.T) { raceUserWithCredentials(t, a, b) })
 	}
 	t.Run("RecordSignIn", func(t *testing.T) { raceRecordSignIn(t, a, b) })
 	t.Run("AddCredentialLimit", func(t *testing.T) { raceAddCredentialLimit(t, a, b) })
