@@ -60,9 +60,11 @@ func (d *Device) Wink(ctx context.Context) error {
 }
 
 // opContext bounds one operation by Opener.MaxOperationTime; past it, ctx
-// ends with ErrOperationTimeout as its cause.
-func (d *Device) opContext(ctx context.Context) (context.Context, context.CancelFunc) {
-	return context.WithTimeoutCause(ctx, d.maxOp, ErrOperationTimeout)
+// ends with ErrOperationTimeout as its cause. It is
+// context.WithTimeoutCause without the timer and channel made per
+// operation, which only a wait on its Done needs.
+func (d *Device) opContext(ctx context.Context) (context.Context, func()) {
+	return hid.OperationContext(ctx, d.maxOp, ErrOperationTimeout)
 }
 
 // touchOnce returns a keepalive handler that calls Prompt.Touch at most once.

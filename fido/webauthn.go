@@ -18,6 +18,7 @@ import (
 	"golang.org/x/net/publicsuffix"
 
 	"github.com/fidokit/fidokit/internal/ctap"
+	"github.com/fidokit/fidokit/internal/hid"
 )
 
 // Ceremony timeouts (WebAuthn L3 §15.1, "recommended range and default for
@@ -415,15 +416,16 @@ func (c *WebAuthnClient) Get(ctx context.Context, options []byte) ([]byte, error
 // ceremonyContext bounds a ceremony by the options' timeout (WebAuthn L3
 // §5.1.3 and §5.1.4.1, lifetimeTimer), clamped to the recommended range's
 // top. Its cause tells the timer (NotAllowedError) from the caller's
-// cancellation (a browser's AbortError).
-func ceremonyContext(parent context.Context, timeout time.Duration) (context.Context, context.CancelFunc) {
+// cancellation (a browser's AbortError). Like Device's, it makes its timer
+// only for someone waiting on its Done.
+func ceremonyContext(parent context.Context, timeout time.Duration) (context.Context, func()) {
 	switch {
 	case timeout <= 0:
 		timeout = defaultCeremonyTimeout
 	case timeout > maxCeremonyTimeout:
 		timeout = maxCeremonyTimeout
 	}
-	return context.WithTimeoutCause(parent, timeout, errCeremonyTimeout)
+	return hid.OperationContext(parent, timeout, errCeremonyTimeout)
 }
 
 // ceremonyFailure classifies an error from the Authenticator. When the

@@ -612,8 +612,14 @@ func (k *Key) Close() error {
 func (k *Key) lockOp(ctx context.Context) bool {
 	select {
 	case k.op <- struct{}{}:
-	case <-ctx.Done():
-		return false
+	default:
+		// Taken: wait. Only then is ctx's Done asked for, which for the
+		// CTAPHID server's lazily made contexts is what costs.
+		select {
+		case k.op <- struct{}{}:
+		case <-ctx.Done():
+			return false
+		}
 	}
 	if ctx.Err() != nil { // cancelled as the key came free
 		k.unlockOp()

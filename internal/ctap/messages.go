@@ -509,6 +509,9 @@ func DecodeGetInfoResponse(data []byte) (*GetInfoResponse, error) {
 // in CTAP2 canonical CBOR (CTAP 2.1 §8.1). A nil params, or a nil pointer,
 // map or slice, gives the command byte alone, as for authenticatorGetInfo.
 func EncodeRequest(cmd Command, params any) ([]byte, error) {
+	if b, ok := appendFast(append(make([]byte, 0, 256), byte(cmd)), params); ok {
+		return b, nil
+	}
 	if isNil(params) {
 		return []byte{byte(cmd)}, nil
 	}
@@ -535,6 +538,9 @@ func ParseResponse(msg []byte) (Status, []byte, error) {
 // v must always encode, as the package's message types do; EncodeResponse
 // panics otherwise, since that is a bug in the caller.
 func EncodeResponse(v any) []byte {
+	if b, ok := appendFast(append(make([]byte, 0, 256), byte(StatusOK)), v); ok {
+		return b
+	}
 	if isNil(v) {
 		return []byte{byte(StatusOK)}
 	}

@@ -49,6 +49,8 @@ func differentialSeeds(tb testing.TB) [][]byte {
 		if !ok {
 			continue
 		}
+		// A target with more arguments has its []byte first.
+		body, _, _ = strings.Cut(body, "\n")
 		s, err := strconv.Unquote(strings.TrimSuffix(strings.TrimSpace(body), ")"))
 		require.NoError(tb, err, name)
 		seeds = append(seeds, []byte(s))

@@ -82,6 +82,20 @@ type Channel struct {
 	// since only its last ReportSize bytes are written.
 	report [ReportSize + 1]byte
 	re     Reassembler
+	// dl is the read deadline in force on conn, when dlSet says it is
+	// known; see receive.
+	dl    time.Time
+	dlSet bool
+}
+
+// setReadDeadline sets conn's read deadline and remembers it.
+func (c *Channel) setReadDeadline(t time.Time) error {
+	if err := c.conn.SetReadDeadline(t); err != nil {
+		c.dlSet = false
+		return err
+	}
+	c.dl, c.dlSet = t, true
+	return nil
 }
 
 // Open allocates a channel on the device behind conn with CTAPHID_INIT. The
@@ -259,33 +273,35 @@ func (c *Channel) receive(ctx context.Context, cid uint32, cmd Command, keepaliv
 	}
 	// Cancellation interrupts a blocked Read through its deadline. A
 	// context that is never done needs no callback, which saves its
-	// allocations on every transaction.
+	// allocations on every transaction; nor does the deadline of an
+	// OperationContext, which bounds the reads below by itself.
 	var (
 		interrupted chan struct{}
 		stop        func() bool
 	)
-	if ctx.Done() != nil {
+	if watch := watched(ctx); watch.Done() != nil {
 		interrupted = make(chan struct{})
-		stop = context.AfterFunc(ctx, func() {
+		stop = context.AfterFunc(watch, func() {
 			c.conn.SetReadDeadline(time.Unix(1, 0))
 			close(interrupted)
 		})
 	}
 	defer func() {
-		// A callback already running must finish first, or its past
-		// deadline can land on the next receive and fail it at once.
+		// A callback already running must finish first, and its past
+		// deadline be lifted, or it lands on the next receive and fails
+		// it at once.
 		if stop != nil && !stop() {
 			<-interrupted
+			c.setReadDeadline(time.Time{})
 		}
-		c.conn.SetReadDeadline(time.Time{})
 	}()
 	c.re.Reset()
-	heard := time.Now() // the device's last sign of life
+	now := time.Now()
+	heard := now // the device's last sign of life
 	for {
 		if ctx.Err() != nil {
 			return nil, ContextErr(ctx)
 		}
-		now := time.Now()
 		silentUntil := heard.Add(idle)
 		if !now.Before(silentUntil) {
 			return nil, ErrIdleTimeout
@@ -301,13 +317,19 @@ func (c *Channel) receive(ctx context.Context, cid uint32, cmd Command, keepaliv
 			}
 			deadline = d
 		}
-		if err := c.conn.SetReadDeadline(deadline); err != nil {
+		// The deadline in force is kept while it is no later than this
+		// one and at least half a slice away: setting one costs a timer
+		// update, and would otherwise be paid for every report.
+		if c.dlSet && !c.dl.IsZero() && !c.dl.After(deadline) && c.dl.Sub(now) >= idleSlice/2 {
+			deadline = c.dl
+		} else if err := c.setReadDeadline(deadline); err != nil {
 			return nil, fmt.Errorf("ctaphid: setting read deadline: %w", err)
 		}
 		if ctx.Err() != nil { // lost a race with AfterFunc
 			return nil, ContextErr(ctx)
 		}
 		n, err := c.conn.Read(c.in)
+		now = time.Now()
 		if err != nil {
 			if !IsTimeout(err) {
 				return nil, fmt.Errorf("ctaphid: reading report: %w", err)
@@ -315,7 +337,7 @@ func (c *Channel) receive(ctx context.Context, cid uint32, cmd Command, keepaliv
 			// Woken much later than asked: this process was not
 			// running, so it could not have heard the device. That
 			// time does not count as the device's silence.
-			if late := time.Since(deadline); late > starvedAfter {
+			if late := now.Sub(deadline); late > starvedAfter {
 				heard = heard.Add(late)
 			}
 			continue
@@ -330,7 +352,7 @@ func (c *Channel) receive(ctx context.Context, cid uint32, cmd Command, keepaliv
 		if p.Init {
 			switch p.Cmd {
 			case CmdKeepalive:
-				heard = time.Now()
+				heard = now
 				if keepalive != nil && p.BCNT >= 1 {
 					keepalive(p.Data[0])
 				}
@@ -356,7 +378,7 @@ func (c *Channel) receive(ctx context.Context, cid uint32, cmd Command, keepaliv
 		}
 		switch {
 		case msg == nil:
-			heard = time.Now()
+			heard = now
 		case accept == nil || accept(msg.Data):
 			return msg.Data, nil
 		}

@@ -82,7 +82,7 @@ const maxChannels = 256
 type running struct {
 	cid    uint32
 	cmd    Command
-	cancel context.CancelFunc
+	ctx    *lazyCtx // the Handler's; abort cancels the call
 	status atomic.Uint32
 	done   chan []byte // buffered: an abandoned handler's answer is left in it
 }
@@ -170,7 +170,7 @@ func (s *Server) Serve(ctx context.Context, conn DeviceConn) error {
 		select {
 		case <-ctx.Done():
 			if st.busy != nil {
-				st.busy.cancel()
+				st.busy.ctx.abort()
 			}
 			return nil
 		case r, ok := <-reports:
@@ -179,7 +179,7 @@ func (s *Server) Serve(ctx context.Context, conn DeviceConn) error {
 			}
 			if r.err != nil {
 				if st.busy != nil {
-					st.busy.cancel()
+					st.busy.ctx.abort()
 				}
 				if errors.Is(r.err, io.EOF) || errors.Is(r.err, ErrClosed) {
 					return nil
@@ -359,7 +359,7 @@ func (st *serveState) packet(ctx context.Context, report []byte) error {
 		// CANCEL has no answer of its own; the cancelled request answers
 		// with CTAP2_ERR_KEEPALIVE_CANCEL.
 		if st.busy != nil && st.busy.cid == p.CID {
-			st.busy.cancel()
+			st.busy.ctx.abort()
 		}
 		return nil
 	}
@@ -425,7 +425,7 @@ func (st *serveState) init(p Packet) error {
 			st.re.Reset()
 		}
 		if st.busy != nil && st.busy.cid == p.CID {
-			st.busy.cancel()
+			st.busy.ctx.abort()
 			st.busy = nil
 		}
 		resp.CID = p.CID
@@ -475,12 +475,15 @@ func (st *serveState) dispatch(ctx context.Context, msg *Message) error {
 	default:
 		return st.fail(msg.CID, ErrInvalidCmd)
 	}
-	hctx, cancel := context.WithCancel(context.WithValue(ctx, originKey{}, Origin{st: st, cid: msg.CID}))
-	b := &running{cid: msg.CID, cmd: msg.Cmd, cancel: cancel, done: make(chan []byte, 1)}
+	// The Handler's context is cancelled only by CANCEL, a re-INIT or the
+	// end of Serve; made lazily, it costs no channel or registration with
+	// ctx for the calls that never wait on it.
+	hctx := &lazyCtx{parent: ctx, origin: Origin{st: st, cid: msg.CID}, hasOrigin: true}
+	b := &running{cid: msg.CID, cmd: msg.Cmd, ctx: hctx, done: make(chan []byte, 1)}
 	b.status.Store(uint32(KeepaliveProcessing))
 	st.busy = b
 	call := func() {
-		defer cancel()
+		defer hctx.release()
 		var resp []byte
 		if msg.Cmd == CmdCBOR {
 			resp = st.s.Handler.CBOR(hctx, msg.Data, func(s byte) { b.status.Store(uint32(s)) })
