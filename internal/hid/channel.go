@@ -299,7 +299,7 @@ func (c *Channel) receive(ctx context.Context, cid uint32, cmd Command, keepaliv
 	now := time.Now()
 	heard := now // the device's last sign of life
 	for {
-		if ctx.Err() != nil {
+		if ctxErrAt(ctx, now) != nil {
 			return nil, ContextErr(ctx)
 		}
 		silentUntil := heard.Add(idle)
@@ -325,7 +325,7 @@ func (c *Channel) receive(ctx context.Context, cid uint32, cmd Command, keepaliv
 		} else if err := c.setReadDeadline(deadline); err != nil {
 			return nil, fmt.Errorf("ctaphid: setting read deadline: %w", err)
 		}
-		if ctx.Err() != nil { // lost a race with AfterFunc
+		if ctxErrAt(ctx, now) != nil { // lost a race with AfterFunc
 			return nil, ContextErr(ctx)
 		}
 		n, err := c.conn.Read(c.in)
@@ -383,6 +383,15 @@ func (c *Channel) receive(ctx context.Context, cid uint32, cmd Command, keepaliv
 			return msg.Data, nil
 		}
 	}
+}
+
+// ctxErrAt is ctx.Err() at about now, which spares an OperationContext
+// reading the clock again.
+func ctxErrAt(ctx context.Context, now time.Time) error {
+	if c, ok := ctx.(*lazyCtx); ok {
+		return c.errAt(now)
+	}
+	return ctx.Err()
 }
 
 // Ping sends data with CTAPHID_PING and checks that it comes back.

@@ -77,17 +77,37 @@ func (c *lazyCtx) Done() <-chan struct{} {
 	return c.real.Done()
 }
 
-func (c *lazyCtx) Err() error {
+func (c *lazyCtx) Err() error { return c.errAt(time.Time{}) }
+
+// errAt is Err with now the time, or zero to read the clock when the
+// answer depends on it: the clock is slow enough on some machines to show
+// in a profile, and nested lazyCtxs would read it once each.
+func (c *lazyCtx) errAt(now time.Time) error {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if c.real == nil {
 		if c.released {
 			return context.Canceled
 		}
-		if err := c.parent.Err(); err != nil {
+		var err error
+		if p, ok := c.parent.(*lazyCtx); ok {
+			if now.IsZero() && !c.deadline.IsZero() {
+				now = time.Now()
+			}
+			err = p.errAt(now)
+		} else {
+			err = c.parent.Err()
+		}
+		if err != nil {
 			return err
 		}
-		if c.deadline.IsZero() || time.Now().Before(c.deadline) {
+		if c.deadline.IsZero() {
+			return nil
+		}
+		if now.IsZero() {
+			now = time.Now()
+		}
+		if now.Before(c.deadline) {
 			return nil
 		}
 		// Past the deadline: the real context, made now, is done at
