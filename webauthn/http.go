@@ -441,7 +441,9 @@ func (h *handler) fail(w http.ResponseWriter, r *http.Request, err error) {
 		Code    string `json:"code"`
 		Message string `json:"message"`
 	}
-	writeJSON(w, status, map[string]body{"error": {Code: code, Message: msg}})
+	writeJSON(w, status, struct {
+		Error body `json:"error"`
+	}{body{Code: code, Message: msg}})
 }
 
 func writeJSON(w http.ResponseWriter, status int, v any) {
@@ -450,16 +452,28 @@ func writeJSON(w http.ResponseWriter, status int, v any) {
 		status = http.StatusInternalServerError
 		b = []byte(`{"error":{"code":"internal","message":"internal error"}}`)
 	}
-	w.Header().Set("Content-Type", "application/json")
-	w.Header().Set("X-Content-Type-Options", "nosniff")
+	writeBody(w, status, append(b, '\n'))
+}
+
+// writeBody writes b, JSON ending in a newline, as the answer.
+func writeBody(w http.ResponseWriter, status int, b []byte) {
+	// Both headers' values in one allocation, under keys already in
+	// canonical form.
+	v := &[2]string{"application/json", "nosniff"}
+	hd := w.Header()
+	hd["Content-Type"] = v[0:1:1]
+	hd["X-Content-Type-Options"] = v[1:2:2]
 	w.WriteHeader(status)
-	w.Write(append(b, '\n'))
+	w.Write(b)
 }
 
 // checkMediaType checks that a request says its body is JSON in UTF-8:
 // Content-Type application/json, with no charset or charset=utf-8.
 func checkMediaType(r *http.Request) error {
 	ct := r.Header.Get("Content-Type")
+	if ct == "application/json" {
+		return nil // what clients send, decided without parsing
+	}
 	mt, params, err := mime.ParseMediaType(ct)
 	if err != nil || mt != "application/json" {
 		return fmt.Errorf("%w: Content-Type %q", errMediaType, ct)
@@ -472,33 +486,51 @@ func checkMediaType(r *http.Request) error {
 
 // readJSON reads r's body into v. An empty body is an error unless
 // optional, when v is left as it is. A body must be application/json
-// (checkMediaType), at most MaxBodyBytes, valid UTF-8, and one JSON value
-// without unknown or duplicate members.
+// (checkMediaType, which every POST route checks before it runs), at
+// most MaxBodyBytes, valid UTF-8, and one JSON value without unknown or
+// duplicate members.
 func (h *handler) readJSON(w http.ResponseWriter, r *http.Request, v any, optional bool) error {
-	if err := checkMediaType(r); err != nil {
+	b, err := h.readBody(w, r, optional)
+	if err != nil || b == nil {
 		return err
 	}
-	b, err := io.ReadAll(http.MaxBytesReader(w, r.Body, h.cfg.MaxBodyBytes))
+	return decodeJSON(b, v)
+}
+
+// readBody reads r's body and checks it as readJSON does but for the
+// decoding: nil for an empty one (if optional).
+func (h *handler) readBody(w http.ResponseWriter, r *http.Request, optional bool) ([]byte, error) {
+	hint := r.ContentLength
+	if hint > h.cfg.MaxBodyBytes {
+		hint = 0
+	}
+	b, err := readAll(http.MaxBytesReader(w, r.Body, h.cfg.MaxBodyBytes), hint)
 	if err != nil {
 		var mbe *http.MaxBytesError
 		if errors.As(err, &mbe) {
-			return fmt.Errorf("%w: more than %d bytes", errTooLarge, mbe.Limit)
+			return nil, fmt.Errorf("%w: more than %d bytes", errTooLarge, mbe.Limit)
 		}
-		return fmt.Errorf("%w: reading body: %v", ErrInvalidRequest, err)
+		return nil, fmt.Errorf("%w: reading body: %v", ErrInvalidRequest, err)
 	}
 	if len(bytes.TrimSpace(b)) == 0 {
 		if optional {
-			return nil
+			return nil, nil
 		}
-		return fmt.Errorf("%w: empty body", ErrInvalidRequest)
+		return nil, fmt.Errorf("%w: empty body", ErrInvalidRequest)
 	}
 	if !utf8.Valid(b) {
 		// encoding/json would replace the bad bytes silently.
-		return fmt.Errorf("%w: body is not valid UTF-8", ErrInvalidRequest)
+		return nil, fmt.Errorf("%w: body is not valid UTF-8", ErrInvalidRequest)
 	}
 	if err := checkDuplicateMembers(b); err != nil {
-		return fmt.Errorf("%w: body: %v", ErrInvalidRequest, err)
+		return nil, fmt.Errorf("%w: body: %v", ErrInvalidRequest, err)
 	}
+	return b, nil
+}
+
+// decodeJSON decodes b, a body readBody let through, into v: one JSON
+// value without unknown members.
+func decodeJSON(b []byte, v any) error {
 	dec := json.NewDecoder(bytes.NewReader(b))
 	dec.DisallowUnknownFields()
 	if err := dec.Decode(v); err != nil {
@@ -899,10 +931,30 @@ func (h *handler) setCeremony(w http.ResponseWriter, r *http.Request, b *Begin) 
 		Secure:   true,
 		SameSite: http.SameSiteStrictMode,
 	})
-	writeJSON(w, http.StatusOK, struct {
-		ChallengeID string          `json:"challengeId"`
-		PublicKey   json.RawMessage `json:"publicKey"`
-	}{b.ChallengeID, b.Options})
+	// {"challengeId":…,"publicKey":…} as encoding/json would write it;
+	// b.Options is already compact JSON from encoding/json.
+	id, err := json.Marshal(b.ChallengeID)
+	if err != nil || !json.Valid(b.Options) {
+		writeJSON(w, http.StatusOK, struct {
+			ChallengeID string          `json:"challengeId"`
+			PublicKey   json.RawMessage `json:"publicKey"`
+		}{b.ChallengeID, b.Options})
+		return
+	}
+	out := make([]byte, 0, len(`{"challengeId":,"publicKey":}`)+len(id)+len(b.Options)+1)
+	out = append(out, `{"challengeId":`...)
+	out = append(out, id...)
+	out = append(out, `,"publicKey":`...)
+	out = append(out, b.Options...)
+	out = append(out, "}\n"...)
+	writeBody(w, http.StatusOK, out)
+}
+
+// signedInJSON is the answer of a finish that signed someone in: the
+// members in the order encoding/json writes a map's.
+type signedInJSON struct {
+	Key  KeyJSON  `json:"key"`
+	User UserJSON `json:"user"`
 }
 
 // takeCeremony returns the challenge ID: fromBody, the finish body's
@@ -1002,7 +1054,7 @@ func (h *handler) registerFinish(w http.ResponseWriter, r *http.Request) error {
 			return fmt.Errorf("webauthn: HandlerConfig.OnLogin: %w", err)
 		}
 	}
-	writeJSON(w, http.StatusCreated, map[string]any{"user": userJSON(u), "key": keyJSON(c)})
+	writeJSON(w, http.StatusCreated, signedInJSON{Key: keyJSON(c), User: userJSON(u)})
 	return nil
 }
 
@@ -1021,36 +1073,41 @@ func keyNameOf(keyName, name *string) (string, error) {
 }
 
 func (h *handler) loginBegin(w http.ResponseWriter, r *http.Request) error {
-	var req struct {
-		Name string `json:"name"`
-	}
-	if err := h.readJSON(w, r, &req, true); err != nil {
+	var req loginBeginBody
+	b, err := h.readBody(w, r, true)
+	if err != nil {
 		return err
+	}
+	if b != nil {
+		if err := req.decode(b); err != nil {
+			return err
+		}
 	}
 	bind, err := h.binding(w, r)
 	if err != nil {
 		return err
 	}
 	ctx := WithSessionBinding(r.Context(), bind)
-	var b *Begin
+	var begin *Begin
 	if req.Name == "" {
-		b, err = h.rp.BeginDiscoverableLogin(ctx)
+		begin, err = h.rp.BeginDiscoverableLogin(ctx)
 	} else {
-		b, err = h.rp.beginLoginByName(ctx, req.Name)
+		begin, err = h.rp.beginLoginByName(ctx, req.Name)
 	}
 	if err != nil {
 		return err
 	}
-	h.setCeremony(w, r, b)
+	h.setCeremony(w, r, begin)
 	return nil
 }
 
 func (h *handler) loginFinish(w http.ResponseWriter, r *http.Request) error {
-	var req struct {
-		ChallengeID string          `json:"challengeId"`
-		Credential  json.RawMessage `json:"credential"`
+	var req loginFinishBody
+	b, err := h.readBody(w, r, false)
+	if err != nil {
+		return err
 	}
-	if err := h.readJSON(w, r, &req, false); err != nil {
+	if err := req.decode(b); err != nil {
 		return err
 	}
 	id := h.takeCeremony(w, r, req.ChallengeID)
@@ -1064,7 +1121,7 @@ func (h *handler) loginFinish(w http.ResponseWriter, r *http.Request) error {
 	if err := h.cfg.OnLogin(w, r, u, c); err != nil {
 		return fmt.Errorf("webauthn: HandlerConfig.OnLogin: %w", err)
 	}
-	writeJSON(w, http.StatusOK, map[string]any{"user": userJSON(u), "key": keyJSON(c)})
+	writeJSON(w, http.StatusOK, signedInJSON{Key: keyJSON(c), User: userJSON(u)})
 	return nil
 }
 
@@ -1081,7 +1138,9 @@ func (h *handler) listKeys(w http.ResponseWriter, r *http.Request) error {
 	for _, c := range creds {
 		keys = append(keys, keyJSON(c))
 	}
-	writeJSON(w, http.StatusOK, map[string][]KeyJSON{"keys": keys})
+	writeJSON(w, http.StatusOK, struct {
+		Keys []KeyJSON `json:"keys"`
+	}{keys})
 	return nil
 }
 
@@ -1104,7 +1163,9 @@ func (h *handler) writeKey(w http.ResponseWriter, r *http.Request, userID, credI
 	if err != nil {
 		return err
 	}
-	writeJSON(w, http.StatusOK, map[string]KeyJSON{"key": keyJSON(c)})
+	writeJSON(w, http.StatusOK, struct {
+		Key KeyJSON `json:"key"`
+	}{keyJSON(c)})
 	return nil
 }
 
