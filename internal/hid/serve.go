@@ -6,6 +6,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"io"
+	"sync"
 	"sync/atomic"
 	"time"
 )
@@ -84,18 +85,32 @@ type running struct {
 	cmd    Command
 	ctx    *lazyCtx // the Handler's; abort cancels the call
 	status atomic.Uint32
-	done   chan []byte // buffered: an abandoned handler's answer is left in it
 }
 
+// serveState is one Serve call's. Its reader handles each report as it
+// reads it, the worker answers a request as soon as the Handler returns,
+// and timers send KEEPALIVE and time out messages, each under mu, with no
+// goroutine between them to hand messages to: each handoff is a
+// scheduler wakeup, and they were most of what a message cost besides
+// the Handler.
 type serveState struct {
-	s        *Server
-	conn     DeviceConn
+	s    *Server
+	conn DeviceConn
+
+	mu       sync.Mutex // guards all below, and writes to conn
 	out      []byte
 	channels []uint32
 	re       Reassembler
 	busy     *running
 	lockCID  uint32
 	lockEnd  time.Time
+	done     bool  // Serve returned or is returning: nothing more is sent
+	err      error // a failed write outside the reader, for Serve to return
+	// keepalive sends KEEPALIVE while busy; msgTimer fires at msgDue
+	// for the message being received.
+	keepalive *time.Timer
+	msgTimer  *time.Timer
+	msgDue    time.Time
 	// work takes a Handler call when the worker goroutine is idle; when
 	// it is still returning from an abandoned call, the next call gets a
 	// goroutine of its own, so calls may overlap as Handler says.
@@ -107,46 +122,26 @@ type serveState struct {
 func (s *Server) Serve(ctx context.Context, conn DeviceConn) error {
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
-	type read struct {
-		b   []byte
-		err error
-	}
-	reports := make(chan read)
-	// Report buffers go round between the reader and the loop below,
-	// which is done with a report when it takes the next one, so reading
-	// allocates nothing per report. Two let the reader read ahead by one.
-	free := make(chan []byte, 2)
-	for range cap(free) {
-		free <- make([]byte, ReportSize+1)
-	}
-	go func() {
-		defer close(reports)
-		var fe *FrameError // out here: errors.As makes it escape
-		for {
-			var buf []byte
-			select {
-			case buf = <-free:
-			case <-ctx.Done():
-				return
-			}
-			n, err := conn.Read(buf)
-			for err != nil && errors.As(err, &fe) {
-				// A malformed datagram is dropped; the link stays up.
-				n, err = conn.Read(buf)
-			}
-			select {
-			case reports <- read{buf[:n], err}:
-			case <-ctx.Done():
-				return
-			}
-			if err != nil {
-				return
-			}
-		}
-	}()
 	defer conn.Close()
+	// A Read blocked when ctx ends is woken by closing conn.
+	stopClose := context.AfterFunc(ctx, func() { conn.Close() })
+	defer stopClose()
 
 	st := &serveState{s: s, conn: conn, work: make(chan func())}
+	st.keepalive = time.AfterFunc(time.Hour, st.keepaliveTick)
+	st.keepalive.Stop()
+	st.msgTimer = time.AfterFunc(time.Hour, st.messageTimeout)
+	st.msgTimer.Stop()
+	defer func() {
+		st.mu.Lock()
+		st.done = true
+		if st.busy != nil {
+			st.busy.ctx.abort()
+		}
+		st.keepalive.Stop()
+		st.msgTimer.Stop()
+		st.mu.Unlock()
+	}()
 	go func() {
 		// The Handler's calls run here, on one goroutine whose stack has
 		// grown to what they need, rather than each on a new one that
@@ -160,84 +155,126 @@ func (s *Server) Serve(ctx context.Context, conn DeviceConn) error {
 			}
 		}
 	}()
-	keepalive := time.NewTicker(s.keepaliveInterval())
-	keepalive.Stop()
-	defer keepalive.Stop()
-	msgTimer := time.NewTimer(time.Hour)
-	msgTimer.Stop()
-	var done chan []byte
+	// One buffer serves every report: nothing keeps a report once
+	// handled, so reading allocates nothing per report.
+	buf := make([]byte, ReportSize+1)
+	var fe *FrameError // out here: errors.As makes it escape
 	for {
-		select {
-		case <-ctx.Done():
-			if st.busy != nil {
-				st.busy.ctx.abort()
-			}
-			return nil
-		case r, ok := <-reports:
-			if !ok {
+		n, err := conn.Read(buf)
+		for err != nil && errors.As(err, &fe) {
+			// A malformed datagram is dropped; the link stays up.
+			n, err = conn.Read(buf)
+		}
+		if err != nil {
+			st.mu.Lock()
+			werr := st.err
+			st.mu.Unlock()
+			switch {
+			case werr != nil:
+				return werr
+			case ctx.Err() != nil, errors.Is(err, io.EOF), errors.Is(err, ErrClosed):
 				return nil
 			}
-			if r.err != nil {
-				if st.busy != nil {
-					st.busy.ctx.abort()
-				}
-				if errors.Is(r.err, io.EOF) || errors.Is(r.err, ErrClosed) {
-					return nil
-				}
-				return r.err
-			}
-			// hidraw framing: report ID 0 then 64 bytes; anything else is
-			// not a CTAPHID report and is dropped.
-			if len(r.b) != ReportSize+1 || r.b[0] != 0 {
-				free <- r.b[:ReportSize+1]
-				continue
-			}
-			wasActive := st.re.Active()
-			err := st.packet(ctx, r.b[1:])
-			free <- r.b[:ReportSize+1] // nothing keeps the report
-			if err != nil {
-				return err
-			}
-			if st.re.Active() && !wasActive {
-				msgTimer.Reset(s.messageTimeout())
-			} else if !st.re.Active() {
-				msgTimer.Stop()
-			}
-			if st.busy == nil && done != nil {
-				// A re-INIT abandoned the request: its answer, when it
-				// comes, is not sent, and neither are more KEEPALIVEs.
-				done = nil
-				keepalive.Stop()
-			}
-			if st.busy != nil && done == nil {
-				// The KEEPALIVE cadence covers MSG too: a U2F request can
-				// wait as long as a CBOR one for a Handler that serves
-				// another host meanwhile.
-				done = st.busy.done
-				keepalive.Reset(s.keepaliveInterval())
-			}
-		case <-keepalive.C:
-			if st.busy != nil {
-				if err := st.send(st.busy.cid, CmdKeepalive, []byte{byte(st.busy.status.Load())}); err != nil {
-					return err
-				}
-			}
-		case resp := <-done:
-			b := st.busy
-			st.busy, done = nil, nil
-			keepalive.Stop()
-			if err := st.send(b.cid, b.cmd, resp); err != nil {
-				return err
-			}
-		case <-msgTimer.C:
-			if st.re.Active() {
-				cid := st.re.CID()
-				st.re.Reset()
-				if err := st.fail(cid, ErrMsgTimeout); err != nil {
-					return err
-				}
-			}
+			return err
 		}
+		// hidraw framing: report ID 0 then 64 bytes; anything else is
+		// not a CTAPHID report and is dropped.
+		if n != ReportSize+1 || buf[0] != 0 {
+			continue
+		}
+		st.mu.Lock()
+		err = st.report(ctx, buf[1:])
+		st.mu.Unlock()
+		if err != nil {
+			return err
+		}
+	}
+}
+
+// report handles one report from the host and brings the timers in step
+// with the state it leaves; st.mu is held.
+func (st *serveState) report(ctx context.Context, b []byte) error {
+	wasActive := st.re.Active()
+	wasBusy := st.busy
+	if err := st.packet(ctx, b); err != nil {
+		return err
+	}
+	if st.re.Active() && !wasActive {
+		st.msgDue = time.Now().Add(st.s.messageTimeout())
+		st.msgTimer.Reset(st.s.messageTimeout())
+	} else if !st.re.Active() && wasActive {
+		st.msgTimer.Stop()
+	}
+	switch {
+	case st.busy == nil && wasBusy != nil:
+		// A re-INIT abandoned the request: its answer, when it comes, is
+		// not sent, and neither are more KEEPALIVEs.
+		st.keepalive.Stop()
+	case st.busy != nil && st.busy != wasBusy:
+		// The KEEPALIVE cadence covers MSG too: a U2F request can wait as
+		// long as a CBOR one for a Handler that serves another host
+		// meanwhile.
+		st.keepalive.Reset(st.s.keepaliveInterval())
+	}
+	return nil
+}
+
+// failed records a write that failed outside the reader and closes conn,
+// so that the reader wakes and Serve returns err; st.mu is held.
+func (st *serveState) failed(err error) {
+	if st.err == nil {
+		st.err = err
+	}
+	st.done = true
+	st.conn.Close()
+}
+
+// keepaliveTick sends KEEPALIVE for the request in progress, if any, and
+// arms the next one.
+func (st *serveState) keepaliveTick() {
+	st.mu.Lock()
+	defer st.mu.Unlock()
+	if st.done || st.busy == nil {
+		return
+	}
+	if err := st.send(st.busy.cid, CmdKeepalive, []byte{byte(st.busy.status.Load())}); err != nil {
+		st.failed(err)
+		return
+	}
+	st.keepalive.Reset(st.s.keepaliveInterval())
+}
+
+// messageTimeout drops a message whose packets stopped coming in time,
+// with ERR_MSG_TIMEOUT.
+func (st *serveState) messageTimeout() {
+	st.mu.Lock()
+	defer st.mu.Unlock()
+	if st.done || !st.re.Active() {
+		return
+	}
+	if wait := time.Until(st.msgDue); wait > 0 {
+		// Fired for an earlier message, as this one started.
+		st.msgTimer.Reset(wait)
+		return
+	}
+	cid := st.re.CID()
+	st.re.Reset()
+	if err := st.fail(cid, ErrMsgTimeout); err != nil {
+		st.failed(err)
+	}
+}
+
+// finish sends the Handler's answer to b, unless b was abandoned.
+func (st *serveState) finish(b *running, resp []byte) {
+	st.mu.Lock()
+	defer st.mu.Unlock()
+	if st.done || st.busy != b {
+		return
+	}
+	st.busy = nil
+	st.keepalive.Stop()
+	if err := st.send(b.cid, b.cmd, resp); err != nil {
+		st.failed(err)
 	}
 }
 
@@ -488,7 +525,7 @@ func (st *serveState) dispatch(ctx context.Context, msg *Message) error {
 	// end of Serve; made lazily, it costs no channel or registration with
 	// ctx for the calls that never wait on it.
 	hctx := &lazyCtx{parent: ctx, origin: Origin{st: st, cid: msg.CID}, hasOrigin: true}
-	b := &running{cid: msg.CID, cmd: msg.Cmd, ctx: hctx, done: make(chan []byte, 1)}
+	b := &running{cid: msg.CID, cmd: msg.Cmd, ctx: hctx}
 	b.status.Store(uint32(KeepaliveProcessing))
 	st.busy = b
 	call := func() {
@@ -499,7 +536,7 @@ func (st *serveState) dispatch(ctx context.Context, msg *Message) error {
 		} else {
 			resp = st.s.Handler.Msg(hctx, msg.Data)
 		}
-		b.done <- resp
+		st.finish(b, resp)
 	}
 	select {
 	case st.work <- call:
