@@ -170,9 +170,12 @@ func (s *Server) Serve(ctx context.Context, conn DeviceConn) error {
 			werr := st.err
 			st.mu.Unlock()
 			switch {
+			case ctx.Err() != nil:
+				// Whatever failed as ctx ended, Serve was told to stop.
+				return nil
 			case werr != nil:
 				return werr
-			case ctx.Err() != nil, errors.Is(err, io.EOF), errors.Is(err, ErrClosed):
+			case errors.Is(err, io.EOF), errors.Is(err, ErrClosed):
 				return nil
 			}
 			return err
@@ -300,21 +303,12 @@ func (st *serveState) send(cid uint32, cmd Command, data []byte) error {
 		// host gets ERR_OTHER rather than a truncated message.
 		st.out, _ = AppendPackets(st.out[:0], cid, CmdError, []byte{byte(ErrOther)})
 	}
-	if w, ok := st.conn.(reportsWriter); ok {
-		return w.writeReports(st.out)
-	}
 	for off := 0; off < len(st.out); off += ReportSize {
 		if _, err := st.conn.Write(st.out[off : off+ReportSize]); err != nil {
 			return err
 		}
 	}
 	return nil
-}
-
-// reportsWriter is a DeviceConn that sends several input reports at once,
-// each as its own report, for less than a Write each.
-type reportsWriter interface {
-	writeReports(out []byte) error
 }
 
 func (st *serveState) fail(cid uint32, e Error) error {

@@ -134,20 +134,9 @@ type socketDeviceConn struct {
 	empty  bool // a zero-length datagram, not the end of the connection
 	err    error
 
-	// The same for writeReports: one sendmmsg(2) carries a whole message.
-	wmu     sync.Mutex
-	sendFn  func(fd uintptr) bool
-	msgs    [maxBatch]unix.Mmsghdr
-	iovs    [maxBatch]unix.Iovec
-	pending []unix.Mmsghdr // what is left to send
-	werr    error
-
 	closeOnce sync.Once
 	closeErr  error
 }
-
-// maxBatch is how many reports one sendmmsg(2) takes at most.
-const maxBatch = 64
 
 func newSocketDeviceConn(c *net.UnixConn) (*socketDeviceConn, error) {
 	rc, err := c.SyscallConn()
@@ -157,11 +146,6 @@ func newSocketDeviceConn(c *net.UnixConn) (*socketDeviceConn, error) {
 	}
 	s := &socketDeviceConn{c: c, rc: rc}
 	s.recvFn = s.recv
-	s.sendFn = s.send
-	for i := range s.msgs {
-		s.msgs[i].Hdr.Iov = &s.iovs[i]
-		s.msgs[i].Hdr.Iovlen = 1
-	}
 	return s, nil
 }
 
@@ -249,62 +233,6 @@ func (s *socketDeviceConn) Write(p []byte) (int, error) {
 		return n, fmt.Errorf("%w: writing report: %w", ErrClosed, err)
 	}
 	return n, err
-}
-
-// writeReports sends out, a whole number of input reports, each as its
-// own datagram, as Write does one by one; but with one sendmmsg(2) for up
-// to maxBatch of them rather than a write(2) each, since the syscalls are
-// most of what a message over the socket costs. The standard library has
-// no sendmmsg, and x/sys/unix no wrapper for it.
-func (s *socketDeviceConn) writeReports(out []byte) error {
-	if len(out)%ReportSize != 0 {
-		return fmt.Errorf("hid: writing %d bytes of input reports, not a multiple of %d", len(out), ReportSize)
-	}
-	s.wmu.Lock()
-	defer s.wmu.Unlock()
-	for len(out) > 0 {
-		n := min(len(out)/ReportSize, maxBatch)
-		for i := range n {
-			s.iovs[i].Base = &out[i*ReportSize]
-			s.iovs[i].SetLen(ReportSize)
-		}
-		s.pending, s.werr = s.msgs[:n], nil
-		err := s.rc.Write(s.sendFn)
-		s.pending = nil
-		for i := range n {
-			s.iovs[i].Base = nil // keep no reference to out
-		}
-		if err == nil {
-			err = s.werr
-		}
-		if errors.Is(err, net.ErrClosed) {
-			return fmt.Errorf("%w: writing report: %w", ErrClosed, err)
-		}
-		if err != nil {
-			return fmt.Errorf("hid: writing report: %w", err)
-		}
-		out = out[n*ReportSize:]
-	}
-	return nil
-}
-
-// send runs under the poller: it returns false to wait for writability.
-func (s *socketDeviceConn) send(fd uintptr) bool {
-	for len(s.pending) > 0 {
-		n, _, errno := unix.Syscall6(unix.SYS_SENDMMSG, fd, uintptr(unsafe.Pointer(&s.pending[0])),
-			uintptr(len(s.pending)), unix.MSG_NOSIGNAL, 0, 0)
-		switch errno {
-		case 0:
-			s.pending = s.pending[n:]
-		case unix.EAGAIN:
-			return false
-		case unix.EINTR:
-		default:
-			s.werr = errno
-			return true
-		}
-	}
-	return true
 }
 
 // Close closes the connection; the host's reads then return io.EOF. Close

@@ -388,35 +388,32 @@ func BenchmarkSocketRoundTrip(b *testing.B) {
 	b.ReportMetric(perPacket, "allocs/packet")
 }
 
-// TestSocketWriteReports checks that a batch sent with one sendmmsg
-// arrives as the reports it holds, in order, also beyond one batch and
-// beyond what the socket buffers before the host reads.
-func TestSocketWriteReports(t *testing.T) {
-	host, dev := socketPair(t)
-	w := dev.(reportsWriter)
-	const n = 3*maxBatch + 5
-	var out []byte
-	for i := range n {
-		out = append(out, testReport(ReportSize, byte(i))...)
-	}
-	errc := make(chan error, 1)
-	go func() { errc <- w.writeReports(out) }()
-	buf := make([]byte, 2*ReportSize)
-	for i := range n {
-		m, err := host.Read(buf)
-		if want := testReport(ReportSize, byte(i)); err != nil || !bytes.Equal(buf[:m], want) {
-			t.Fatalf("host Read %d = %x, %v; want %x", i, buf[:m], err, want)
+// TestSocketChannel runs a Channel's messages, up to the largest, over
+// the socket.
+func TestSocketChannel(t *testing.T) {
+	l := listenTemp(t)
+	ctx, cancel := context.WithCancel(context.Background())
+	t.Cleanup(cancel)
+	go func() {
+		dev, err := l.Accept()
+		if err != nil {
+			return
 		}
+		(&Server{Handler: &echoHandler{winks: make(chan struct{}, 1)}, Capabilities: CapCBOR | CapWink}).Serve(ctx, dev)
+	}()
+	c, err := Dial(ctx, l.Addr())
+	if err != nil {
+		t.Fatalf("Dial: %v", err)
 	}
-	if err := <-errc; err != nil {
-		t.Fatalf("writeReports: %v", err)
+	ch, err := Open(ctx, c)
+	if err != nil {
+		t.Fatalf("Open: %v", err)
 	}
-	if err := w.writeReports(out[:ReportSize-1]); err == nil {
-		t.Fatal("writeReports took a partial report")
-	}
-	host.Close()
-	time.Sleep(10 * time.Millisecond)
-	if err := w.writeReports(out[:ReportSize]); err == nil {
-		t.Fatal("writeReports to a closed host succeeded")
+	t.Cleanup(func() { ch.Close() })
+	for _, n := range []int{0, 57, 58, 1000, MaxMessageSize} {
+		data := bytes.Repeat([]byte{byte(n)}, n)
+		if err := ch.Ping(ctx, data); err != nil {
+			t.Fatalf("Ping of %d bytes: %v", n, err)
+		}
 	}
 }
