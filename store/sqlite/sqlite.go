@@ -45,6 +45,7 @@ import (
 	"fmt"
 	"net/url"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -57,8 +58,11 @@ import (
 )
 
 // walSizeLimit is the size the WAL file is truncated to after a
-// checkpoint (PRAGMA journal_size_limit).
-const walSizeLimit = 4 << 20
+// checkpoint (PRAGMA journal_size_limit). It is above the size the WAL
+// reaches between two background checkpoints (checkpointEvery commits of
+// a few pages each), so that a WAL is not cut back and grown again (a
+// file's growth is a metadata change for the next fsync) on every turn.
+const walSizeLimit = 16 << 20
 
 // BusyTimeout is how long a write waits for another connection or process
 // holding the database's write lock before it fails.
@@ -93,6 +97,15 @@ type Store struct {
 	// reached: the next ones check it from a read first, so that a flood
 	// of refused begins takes no write lock from the sign-ins under way.
 	full atomic.Bool
+	// commits counts this Store's commits since its last checkpoint;
+	// every checkpointEvery of them a value on checkpoint wakes the
+	// checkpointer (conn.go), which stopCheckpoints stops. ckptDone,
+	// under ckptMu, is closed when a checkpoint is done.
+	commits         atomic.Uint64
+	checkpoint      chan struct{}
+	stopCheckpoints func()
+	ckptMu          sync.Mutex
+	ckptDone        chan struct{}
 }
 
 var (
@@ -118,6 +131,9 @@ func Open(ctx context.Context, path string) (*Store, error) {
 	// its largest size on disk; a burst of writes (a flood of sign-in
 	// begins) would leave it large. Truncate it back after checkpoints.
 	q.Add("_pragma", fmt.Sprintf("journal_size_limit(%d)", walSizeLimit))
+	// Checkpoints run in the background (Store.checkpointer); the
+	// automatic one is the backstop.
+	q.Add("_pragma", fmt.Sprintf("wal_autocheckpoint(%d)", autocheckpointPages))
 	q.Set("_txlock", "immediate")
 	db, err := sql.Open("sqlite", path+"?"+q.Encode())
 	if err != nil {
@@ -130,16 +146,21 @@ func Open(ctx context.Context, path string) (*Store, error) {
 	db.SetMaxIdleConns(n)
 	db.SetConnMaxIdleTime(0)
 	db.SetConnMaxLifetime(0)
-	s := &Store{db: db, q: newStmtCache(db), writer: make(chan struct{}, 1)}
+	s := &Store{db: db, q: newStmtCache(db), writer: make(chan struct{}, 1), checkpoint: make(chan struct{}, 1), ckptDone: make(chan struct{})}
 	if err := s.migrate(ctx); err != nil {
 		db.Close()
 		return nil, fmt.Errorf("sqlite: opening %s: %w", path, err)
 	}
+	ckptCtx, cancel := context.WithCancel(context.WithoutCancel(ctx))
+	done := make(chan struct{})
+	go s.checkpointer(ckptCtx, done)
+	s.stopCheckpoints = func() { cancel(); <-done }
 	return s, nil
 }
 
 // Close closes the database. Calls already under way finish first.
 func (s *Store) Close() error {
+	s.stopCheckpoints()
 	s.q.close()
 	if err := s.db.Close(); err != nil {
 		return fmt.Errorf("sqlite: closing: %w", err)
@@ -604,17 +625,18 @@ func (s *Store) ClearCloneWarning(ctx context.Context, userID, id []byte) error 
 // ---- challenges ----
 
 // purgeBatch is how many expired challenges SaveChallenge removes at
-// least on every call.
+// least on every call (the trigger of migration 0006 has it too).
 const purgeBatch = 64
 
-// SaveChallenge implements [webauthn.Store.SaveChallenge] with two
-// statements, each atomic under the database's write lock, so the limits
-// hold exactly across processes: one removes up to 64 expired challenges
-// (the oldest), the other inserts the challenge only if the user's
+// SaveChallenge implements [webauthn.Store.SaveChallenge] with one
+// statement, atomic under the database's write lock, so the limits hold
+// exactly across processes: it inserts the challenge only if the user's
 // unexpired challenges (counted by index) and all stored ones (a count
-// that triggers keep) are under the limits. If the total is reached, it
-// removes every expired challenge and tries once more; while it stays
-// reached, calls are refused from a read, without the write lock.
+// that triggers keep) are under the limits, and a trigger then removes
+// up to 64 expired challenges (the oldest). A refused call removes them
+// too; if the total is reached, it removes every expired challenge and
+// tries once more. While the total stays reached, calls are refused from
+// a read, without the write lock.
 func (s *Store) SaveChallenge(ctx context.Context, c *webauthn.Challenge, now time.Time, limits webauthn.ChallengeLimits) error {
 	if err := s.saveChallenge(ctx, c, now, limits); err != nil {
 		return fmt.Errorf("sqlite: saving challenge: %w", err)
@@ -631,9 +653,10 @@ const purgeChallengesSQL = `DELETE FROM webauthn_challenges WHERE id IN
 const takeChallengeSQL = `DELETE FROM webauthn_challenges WHERE id = ?
 	RETURNING challenge, ceremony, user_id, session, expires`
 
-// insertChallengeSQL inserts a challenge if the limits allow it.
-const insertChallengeSQL = `INSERT INTO webauthn_challenges (id, challenge, ceremony, user_id, session, expires)
-	SELECT ?1, ?2, ?3, ?4, ?5, ?6
+// insertChallengeSQL inserts a challenge saved at ?7 if the limits allow
+// it; the insert's trigger purges challenges expired at ?7.
+const insertChallengeSQL = `INSERT INTO webauthn_challenges (id, challenge, ceremony, user_id, session, expires, saved)
+	SELECT ?1, ?2, ?3, ?4, ?5, ?6, ?7
 	WHERE (?8 <= 0 OR ?4 IS NULL OR (SELECT COUNT(*) FROM webauthn_challenges WHERE user_id = ?4 AND expires > ?7) < ?8)
 		AND (?9 <= 0 OR (SELECT n FROM webauthn_challenge_count WHERE id = 0) < ?9)`
 
@@ -655,15 +678,15 @@ func (s *Store) saveChallenge(ctx context.Context, c *webauthn.Challenge, now ti
 		return err
 	}
 	defer s.unlockWriter()
-	if _, err := s.q.ExecContext(ctx, purgeChallengesSQL, micros(now), purgeBatch); err != nil {
-		return err
-	}
 	insert := func() (bool, error) {
 		n, err := affected(s.q.ExecContext(ctx, insertChallengeSQL,
 			c.ID, blob(c.Challenge), string(c.Ceremony), nullBlob(c.UserID), nullBlob(c.Session), micros(c.Expires),
 			micros(now), limits.PerUser, limits.Total))
 		if isUnique(err) {
 			return false, webauthn.ErrExists
+		}
+		if n == 1 {
+			s.committed()
 		}
 		return n == 1, err
 	}
@@ -683,6 +706,14 @@ func (s *Store) saveChallenge(ctx context.Context, c *webauthn.Challenge, now ti
 		return err
 	}
 	if limits.PerUser > 0 && len(c.UserID) > 0 && userN >= limits.PerUser {
+		// Refused, but expired challenges go all the same.
+		n, err := affected(s.q.ExecContext(ctx, purgeChallengesSQL, micros(now), purgeBatch))
+		if err != nil {
+			return err
+		}
+		if n > 0 {
+			s.committed()
+		}
 		return fmt.Errorf("%d for the user: %w", userN, webauthn.ErrTooManyCeremonies)
 	}
 	// The total counts expired challenges too: remove them all, then
@@ -692,6 +723,7 @@ func (s *Store) saveChallenge(ctx context.Context, c *webauthn.Challenge, now ti
 		return err
 	}
 	if n > 0 {
+		s.committed()
 		if ok, err = insert(); err != nil || ok {
 			return err
 		}

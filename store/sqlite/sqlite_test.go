@@ -3,12 +3,14 @@ package sqlite
 import (
 	"context"
 	"errors"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
 	"github.com/fidokit/fidokit/mfa"
@@ -193,4 +195,28 @@ func TestOpenCanceled(t *testing.T) {
 		s.Close()
 		t.Fatal("Open with a canceled context succeeded")
 	}
+}
+
+// TestCheckpointsInBackground makes a thousand commits: the background
+// checkpoints keep the WAL near maxUncheckpointed commits' worth of
+// pages at most, below the automatic checkpoint's backstop.
+func TestCheckpointsInBackground(t *testing.T) {
+	ctx := t.Context()
+	path := filepath.Join(t.TempDir(), "fidokit.db")
+	s := open(t, path)
+	now := time.Now()
+	const signIns = 4 * checkpointEvery
+	for i := range signIns {
+		c := &webauthn.Challenge{ID: fmt.Sprintf("c%d", i), Challenge: make([]byte, 32), Ceremony: webauthn.CeremonyLogin,
+			Session: make([]byte, 200), Expires: now.Add(time.Hour)}
+		require.NoError(t, s.SaveChallenge(ctx, c, now, webauthn.ChallengeLimits{}))
+		_, err := s.TakeChallenge(ctx, c.ID, now)
+		require.NoError(t, err)
+	}
+	fi, err := os.Stat(path + "-wal")
+	require.NoError(t, err)
+	// maxUncheckpointed commits of at most 5 pages: 5.3 MB; the backstop
+	// alone would let it reach 8 MB.
+	assert.Less(t, fi.Size(), int64(6<<20), "WAL size after %d commits", 2*signIns)
+	t.Logf("WAL %d KiB after %d commits", fi.Size()>>10, 2*signIns)
 }

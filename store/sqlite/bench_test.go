@@ -1,0 +1,73 @@
+package sqlite
+
+import (
+	"fmt"
+	"path/filepath"
+	"slices"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/require"
+
+	"github.com/fidokit/fidokit/webauthn"
+)
+
+// BenchmarkStoreSignIn is the store's share of one sign-in, begin and
+// finish: SaveChallenge, then TakeSignIn and RecordSignIn. It reports
+// the mean, median and 99th percentile of each half in microseconds, so
+// that a rare slow commit (a checkpoint's fsync) shows beside the usual.
+func BenchmarkStoreSignIn(b *testing.B) {
+	ctx := b.Context()
+	s, err := Open(ctx, filepath.Join(b.TempDir(), "fidokit.db"))
+	require.NoError(b, err)
+	b.Cleanup(func() { s.Close() })
+	now := time.Now()
+	u := &webauthn.User{ID: []byte("user-1"), Name: "ada", Created: now}
+	cred := &webauthn.Credential{ID: []byte("cred-1"), UserID: u.ID, Name: "key", PublicKey: make([]byte, 77),
+		AttestationFormat: "none", AttestationType: "none", Created: now}
+	require.NoError(b, s.CreateUserWithCredential(ctx, u, cred))
+	limits := webauthn.ChallengeLimits{PerUser: 16, Total: 100000}
+	begins := make([]time.Duration, 0, b.N)
+	finishes := make([]time.Duration, 0, b.N)
+	b.ReportAllocs()
+	b.ResetTimer()
+	cpu := processCPU(b)
+	for i := range b.N {
+		c := &webauthn.Challenge{ID: fmt.Sprintf("challenge-%d", i), Challenge: make([]byte, 32),
+			Ceremony: webauthn.CeremonyLogin, UserID: u.ID, Session: make([]byte, 200), Expires: now.Add(5 * time.Minute)}
+		start := time.Now()
+		require.NoError(b, s.SaveChallenge(ctx, c, now, limits))
+		mid := time.Now()
+		_, got, _, err := s.TakeSignIn(ctx, c.ID, cred.ID, now)
+		require.NoError(b, err)
+		require.NoError(b, s.RecordSignIn(ctx, webauthn.SignIn{CredentialID: cred.ID, OldCount: got.SignCount,
+			NewCount: got.SignCount + 1, At: now}))
+		end := time.Now()
+		begins = append(begins, mid.Sub(start))
+		finishes = append(finishes, end.Sub(mid))
+	}
+	cpu = processCPU(b) - cpu
+	b.StopTimer()
+	b.ReportMetric(float64(cpu)/float64(b.N)/float64(time.Microsecond), "cpu-us")
+	report := func(name string, ds []time.Duration) {
+		var sum time.Duration
+		for _, d := range ds {
+			sum += d
+		}
+		slices.Sort(ds)
+		us := func(d time.Duration) float64 { return float64(d) / float64(time.Microsecond) }
+		b.ReportMetric(us(sum/time.Duration(len(ds))), name+"-us")
+		b.ReportMetric(us(ds[len(ds)/2]), name+"-p50-us")
+		b.ReportMetric(us(ds[len(ds)*99/100]), name+"-p99-us")
+	}
+	report("begin", begins)
+	report("finish", finishes)
+}
+
+// processCPU is the CPU time (user and system) the process has used.
+func processCPU(b *testing.B) time.Duration {
+	var ru syscall.Rusage
+	require.NoError(b, syscall.Getrusage(syscall.RUSAGE_SELF, &ru))
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
+}
