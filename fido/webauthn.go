@@ -484,25 +484,8 @@ func registrationResponse(att *Attestation, conveyance string, cdj []byte, info 
 	if err != nil {
 		return nil, &ResponseError{Op: "makeCredential", Err: err}
 	}
-	id := b64(att.CredentialID)
-	r := registrationResponseJSON{
-		ID:    id,
-		RawID: id,
-		Response: attestationResponseJSON{
-			ClientDataJSON:     b64(cdj),
-			AuthenticatorData:  b64(att.AuthData),
-			Transports:         transports(info),
-			PublicKeyAlgorithm: int64(att.Algorithm),
-			AttestationObject:  b64(attObj),
-		},
-		AuthenticatorAttachment: "cross-platform",
-		ClientExtensionResults:  ext,
-		Type:                    "public-key",
-	}
-	if spki := subjectPublicKeyInfo(att); spki != nil {
-		r.Response.PublicKey = b64(spki)
-	}
-	return json.Marshal(&r)
+	return registrationJSON(att.CredentialID, cdj, att.AuthData, transports(info), subjectPublicKeyInfo(att),
+		int64(att.Algorithm), attObj, ext)
 }
 
 // conveyAttestation applies the attestation conveyance preference (WebAuthn
@@ -580,26 +563,15 @@ func transports(info *Info) []string {
 // authenticationResponse builds AuthenticationResponseJSON (WebAuthn L3
 // §5.1, toJSON()).
 func authenticationResponse(a *Assertion, cdj []byte, ext map[string]any) ([]byte, error) {
-	id := b64(a.CredentialID)
-	r := authenticationResponseJSON{
-		ID:    id,
-		RawID: id,
-		Response: assertionResponseJSON{
-			ClientDataJSON:    b64(cdj),
-			AuthenticatorData: b64(a.AuthData),
-			Signature:         b64(a.Signature),
-		},
-		AuthenticatorAttachment: "cross-platform",
-		ClientExtensionResults:  ext,
-		Type:                    "public-key",
+	var userHandle []byte
+	if a.User != nil {
+		userHandle = a.User.ID
 	}
-	if a.User != nil && len(a.User.ID) > 0 {
-		r.Response.UserHandle = b64(a.User.ID)
-	}
-	return json.Marshal(&r)
+	return authenticationJSON(a.CredentialID, cdj, a.AuthData, a.Signature, userHandle, ext)
 }
 
-// registrationResponseJSON is RegistrationResponseJSON (WebAuthn L3 §5.1).
+// registrationResponseJSON is RegistrationResponseJSON (WebAuthn L3 §5.1),
+// as registrationJSON writes it.
 type registrationResponseJSON struct {
 	ID                      string                  `json:"id"`
 	RawID                   string                  `json:"rawId"`
@@ -620,7 +592,7 @@ type attestationResponseJSON struct {
 }
 
 // authenticationResponseJSON is AuthenticationResponseJSON (WebAuthn L3
-// §5.1).
+// §5.1), as authenticationJSON writes it.
 type authenticationResponseJSON struct {
 	ID                      string                `json:"id"`
 	RawID                   string                `json:"rawId"`

@@ -197,18 +197,25 @@ func randomSerial(rand io.Reader) (*big.Int, error) {
 // ecdsa.GenerateKey because that ignores rand since Go 1.26, and an
 // insecure seeded key must be reproducible.
 func newP256Key(rand io.Reader) (*ecdsa.PrivateKey, error) {
-	var b [32]byte
+	key, _, err := newP256KeyRaw(rand)
+	return key, err
+}
+
+// newP256KeyRaw is newP256Key that also returns the key's scalar, which
+// key.Bytes would give too, at a cost that shows in every registration.
+func newP256KeyRaw(rand io.Reader) (*ecdsa.PrivateKey, []byte, error) {
+	b := make([]byte, 32)
 	for range maxRandomTries {
-		if _, err := io.ReadFull(rand, b[:]); err != nil {
-			return nil, fmt.Errorf("reading random key: %w", err)
+		if _, err := io.ReadFull(rand, b); err != nil {
+			return nil, nil, fmt.Errorf("reading random key: %w", err)
 		}
 		// Rejection sampling: about 2^-32 of values are zero or not below
 		// the group order and are drawn again.
-		if key, err := ecdsa.ParseRawPrivateKey(elliptic.P256(), b[:]); err == nil {
-			return key, nil
+		if key, err := ecdsa.ParseRawPrivateKey(elliptic.P256(), b); err == nil {
+			return key, b, nil
 		}
 	}
-	return nil, errors.New("random source gives no valid P-256 scalar")
+	return nil, nil, errors.New("random source gives no valid P-256 scalar")
 }
 
 // maxRandomTries bounds rejection sampling so a broken random source (one

@@ -298,13 +298,9 @@ func newPrivateKey(rand io.Reader, alg int64) (crypto.Signer, []byte, error) {
 	rand = orDefaultRand(rand)
 	switch alg {
 	case algES256:
-		key, err := newP256Key(rand)
+		key, raw, err := newP256KeyRaw(rand)
 		if err != nil {
 			return nil, nil, fmt.Errorf("virtual: making ES256 key: %w", err)
-		}
-		raw, err := key.Bytes()
-		if err != nil {
-			return nil, nil, fmt.Errorf("virtual: encoding ES256 key: %w", err)
 		}
 		return key, raw, nil
 	case algEdDSA:
