@@ -1,6 +1,8 @@
 package sqlite
 
 import (
+	"context"
+	"database/sql"
 	"fmt"
 	"path/filepath"
 	"slices"
@@ -70,4 +72,31 @@ func processCPU(b *testing.B) time.Duration {
 	var ru syscall.Rusage
 	require.NoError(b, syscall.Getrusage(syscall.RUSAGE_SELF, &ru))
 	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
+}
+
+// BenchmarkReadContext is a one-row read from the statement cache with a
+// cancelable context, as a request's is: handed to database/sql and the
+// driver (watched) and through readQuerier (not watched).
+func BenchmarkReadContext(b *testing.B) {
+	ctx := b.Context()
+	s, err := Open(ctx, filepath.Join(b.TempDir(), "fidokit.db"))
+	require.NoError(b, err)
+	b.Cleanup(func() { s.Close() })
+	u := &webauthn.User{ID: []byte("user-1"), Name: "ada", Created: time.Now()}
+	require.NoError(b, s.CreateUser(ctx, u))
+	const query = `SELECT name FROM webauthn_users WHERE id = ?`
+	for _, tc := range []struct {
+		name string
+		q    interface {
+			QueryRowContext(ctx context.Context, query string, args ...any) *sql.Row
+		}
+	}{{"watched", s.q}, {"readQuerier", s.r}} {
+		b.Run(tc.name, func(b *testing.B) {
+			b.ReportAllocs()
+			for b.Loop() {
+				var name string
+				require.NoError(b, tc.q.QueryRowContext(ctx, query, u.ID).Scan(&name))
+			}
+		})
+	}
 }

@@ -114,6 +114,30 @@ func (c *stmtCache) QueryRowContext(ctx context.Context, query string, args ...a
 	return c.db.QueryRowContext(ctx, query, args...)
 }
 
+// readQuerier runs read-only statements from the cache without handing
+// their context to database/sql and the driver, each of which would
+// start a goroutine per statement to watch it (a one-row read: 8.3-10.6
+// us and 30 allocations watched, 6.7-6.9 us and 23 not, in
+// BenchmarkReadContext): a read in WAL mode takes no lock anyone holds
+// for long, so there is no wait to cut short. A context already done
+// still fails the statement.
+type readQuerier struct{ c *stmtCache }
+
+func readContext(ctx context.Context) context.Context {
+	if ctx.Err() != nil {
+		return ctx // database/sql reports it
+	}
+	return context.WithoutCancel(ctx)
+}
+
+func (r readQuerier) QueryContext(ctx context.Context, query string, args ...any) (*sql.Rows, error) {
+	return r.c.QueryContext(readContext(ctx), query, args...)
+}
+
+func (r readQuerier) QueryRowContext(ctx context.Context, query string, args ...any) *sql.Row {
+	return r.c.QueryRowContext(readContext(ctx), query, args...)
+}
+
 // writeTx is an IMMEDIATE transaction that holds the process's writer
 // slot until it commits or rolls back; its statements come from the
 // cache, reused on the transaction's connection.

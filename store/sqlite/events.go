@@ -115,7 +115,7 @@ func (s *Store) Events(ctx context.Context, q mfa.EventQuery) ([]*mfa.Event, err
 	}
 	query += ` ORDER BY at ` + order + `, id ` + order + ` LIMIT ?`
 	args = append(args, limit)
-	rows, err := s.q.QueryContext(ctx, query, args...)
+	rows, err := s.r.QueryContext(ctx, query, args...)
 	if err != nil {
 		return nil, fmt.Errorf("sqlite: reading events: %w", err)
 	}

@@ -67,7 +67,7 @@ func (s *Store) OTPEnrollment(ctx context.Context, userID, id []byte) (*mfa.OTPE
 		typ     string
 		expires int64
 	)
-	err := s.q.QueryRowContext(ctx, `SELECT `+otpEnrollmentColumns+` FROM mfa_otp_enrollments
+	err := s.r.QueryRowContext(ctx, `SELECT `+otpEnrollmentColumns+` FROM mfa_otp_enrollments
 		WHERE id = ? AND user_id = ?`, blob(id), blob(userID)).
 		Scan(&e.ID, &e.UserID, &typ, &e.Name, &e.Serial, &e.Secret.KeyID, &e.Secret.Box,
 			&e.Hash, &e.Digits, &e.Period, &expires)
@@ -178,7 +178,7 @@ func scanOTPDevice(r scanner) (*mfa.OTPDevice, error) {
 
 // OTPDevice implements [mfa.Store.OTPDevice].
 func (s *Store) OTPDevice(ctx context.Context, id []byte) (*mfa.OTPDevice, error) {
-	d, err := scanOTPDevice(s.q.QueryRowContext(ctx,
+	d, err := scanOTPDevice(s.r.QueryRowContext(ctx,
 		`SELECT `+otpDeviceColumns+` FROM mfa_otp_devices WHERE id = ?`, blob(id)))
 	if err != nil {
 		return nil, fmt.Errorf("sqlite: reading otp device: %w", err)
@@ -188,7 +188,7 @@ func (s *Store) OTPDevice(ctx context.Context, id []byte) (*mfa.OTPDevice, error
 
 // listOTPDevices runs a query for devices and collects them.
 func (s *Store) listOTPDevices(ctx context.Context, query string, args ...any) ([]*mfa.OTPDevice, error) {
-	rows, err := s.q.QueryContext(ctx, query, args...)
+	rows, err := s.r.QueryContext(ctx, query, args...)
 	if err != nil {
 		return nil, err
 	}
@@ -329,7 +329,7 @@ func (s *Store) ResealOTPDevice(ctx context.Context, id []byte, oldKeyID string,
 		return nil
 	}
 	var exists bool
-	err = s.q.QueryRowContext(ctx, `SELECT EXISTS (SELECT 1 FROM mfa_otp_devices WHERE id = ?)`, blob(id)).Scan(&exists)
+	err = s.r.QueryRowContext(ctx, `SELECT EXISTS (SELECT 1 FROM mfa_otp_devices WHERE id = ?)`, blob(id)).Scan(&exists)
 	switch {
 	case err != nil:
 		return fmt.Errorf("sqlite: resealing otp device: %w", err)
@@ -385,7 +385,7 @@ func (s *Store) replaceRecoveryCodes(ctx context.Context, r *mfa.RecoveryCodes) 
 // RecoveryCodes implements [mfa.Store.RecoveryCodes] with one query, so
 // the set and its codes are read from one snapshot.
 func (s *Store) RecoveryCodes(ctx context.Context, userID []byte) (*mfa.RecoveryCodes, error) {
-	rows, err := s.q.QueryContext(ctx, `SELECT s.user_id, s.id, s.salt, s.created, c.idx, c.hash, c.used
+	rows, err := s.r.QueryContext(ctx, `SELECT s.user_id, s.id, s.salt, s.created, c.idx, c.hash, c.used
 		FROM mfa_recovery_sets s
 		LEFT JOIN mfa_recovery_codes c ON c.user_id = s.user_id AND c.set_id = s.id
 		WHERE s.user_id = ? ORDER BY c.idx`, blob(userID))
@@ -491,7 +491,7 @@ func (s *Store) Attempts(ctx context.Context, userID []byte, f mfa.Factor) (mfa.
 		a      mfa.Attempts
 		locked sql.NullInt64
 	)
-	err := s.q.QueryRowContext(ctx, `SELECT failures, locked_until FROM mfa_attempts
+	err := s.r.QueryRowContext(ctx, `SELECT failures, locked_until FROM mfa_attempts
 		WHERE user_id = ? AND factor = ?`, blob(userID), string(f)).Scan(&a.Failures, &locked)
 	switch {
 	case errors.Is(err, sql.ErrNoRows):
@@ -570,7 +570,7 @@ func (s *Store) Users(ctx context.Context, after []byte, limit int) ([]*webauthn
 	if limit <= 0 {
 		limit = -1 // SQLite: no limit
 	}
-	rows, err := s.q.QueryContext(ctx, `SELECT `+userColumns+` FROM webauthn_users
+	rows, err := s.r.QueryContext(ctx, `SELECT `+userColumns+` FROM webauthn_users
 		WHERE id > ? ORDER BY id LIMIT ?`, blob(after), limit)
 	if err != nil {
 		return nil, fmt.Errorf("sqlite: listing users: %w", err)

@@ -84,8 +84,10 @@ var migrationFiles embed.FS
 // transaction.
 type Store struct {
 	db *sql.DB
-	// q runs every statement prepared once per connection (conn.go).
+	// q runs every statement prepared once per connection (conn.go);
+	// r runs read-only ones from q, without watching their context.
 	q *stmtCache
+	r readQuerier
 	// writer (a semaphore of one) serialises this Store's writes in the
 	// process, so that a burst of them (a flood of sign-in begins) waits
 	// here rather than in SQLite's busy handler, which sleeps, and where
@@ -146,7 +148,8 @@ func Open(ctx context.Context, path string) (*Store, error) {
 	db.SetMaxIdleConns(n)
 	db.SetConnMaxIdleTime(0)
 	db.SetConnMaxLifetime(0)
-	s := &Store{db: db, q: newStmtCache(db), writer: make(chan struct{}, 1), checkpoint: make(chan struct{}, 1), ckptDone: make(chan struct{})}
+	stmts := newStmtCache(db)
+	s := &Store{db: db, q: stmts, r: readQuerier{stmts}, writer: make(chan struct{}, 1), checkpoint: make(chan struct{}, 1), ckptDone: make(chan struct{})}
 	if err := s.migrate(ctx); err != nil {
 		db.Close()
 		return nil, fmt.Errorf("sqlite: opening %s: %w", path, err)
@@ -333,7 +336,7 @@ func scanUser(row scanner) (*webauthn.User, error) {
 
 // User implements [webauthn.Store.User].
 func (s *Store) User(ctx context.Context, id []byte) (*webauthn.User, error) {
-	u, err := scanUser(s.q.QueryRowContext(ctx,
+	u, err := scanUser(s.r.QueryRowContext(ctx,
 		`SELECT `+userColumns+` FROM webauthn_users WHERE id = ?`, blob(id)))
 	if err != nil {
 		return nil, fmt.Errorf("sqlite: reading user: %w", err)
@@ -343,7 +346,7 @@ func (s *Store) User(ctx context.Context, id []byte) (*webauthn.User, error) {
 
 // UserByName implements [webauthn.Store.UserByName].
 func (s *Store) UserByName(ctx context.Context, name string) (*webauthn.User, error) {
-	u, err := scanUser(s.q.QueryRowContext(ctx,
+	u, err := scanUser(s.r.QueryRowContext(ctx,
 		`SELECT `+userColumns+` FROM webauthn_users WHERE name = ?`, name))
 	if err != nil {
 		return nil, fmt.Errorf("sqlite: reading user %q: %w", name, err)
@@ -496,7 +499,7 @@ func addCredentialTx(ctx context.Context, tx querier, c *webauthn.Credential, li
 
 // Credential implements [webauthn.Store.Credential].
 func (s *Store) Credential(ctx context.Context, id []byte) (*webauthn.Credential, error) {
-	c, err := scanCredential(s.q.QueryRowContext(ctx,
+	c, err := scanCredential(s.r.QueryRowContext(ctx,
 		`SELECT `+credentialColumns+` FROM webauthn_credentials WHERE id = ?`, blob(id)))
 	if err != nil {
 		return nil, fmt.Errorf("sqlite: reading credential: %w", err)
@@ -507,7 +510,7 @@ func (s *Store) Credential(ctx context.Context, id []byte) (*webauthn.Credential
 // Credentials implements [webauthn.Store.Credentials]. Credentials
 // registered at the same time are listed in the order they were added.
 func (s *Store) Credentials(ctx context.Context, userID []byte) ([]*webauthn.Credential, error) {
-	rows, err := s.q.QueryContext(ctx, `SELECT `+credentialColumns+` FROM webauthn_credentials
+	rows, err := s.r.QueryContext(ctx, `SELECT `+credentialColumns+` FROM webauthn_credentials
 		WHERE user_id = ? ORDER BY created, seq`, blob(userID))
 	if err != nil {
 		return nil, fmt.Errorf("sqlite: listing credentials: %w", err)
@@ -666,7 +669,7 @@ func (s *Store) saveChallenge(ctx context.Context, c *webauthn.Challenge, now ti
 		// total and nothing had expired.
 		var n int
 		var expired bool
-		if err := s.q.QueryRowContext(ctx, `SELECT (SELECT n FROM webauthn_challenge_count WHERE id = 0),
+		if err := s.r.QueryRowContext(ctx, `SELECT (SELECT n FROM webauthn_challenge_count WHERE id = 0),
 			EXISTS (SELECT 1 FROM webauthn_challenges WHERE expires <= ?)`, micros(now)).Scan(&n, &expired); err != nil {
 			return err
 		}
@@ -699,7 +702,7 @@ func (s *Store) saveChallenge(ctx context.Context, c *webauthn.Challenge, now ti
 		return nil
 	}
 	var userN, total int
-	if err := s.q.QueryRowContext(ctx, `SELECT
+	if err := s.r.QueryRowContext(ctx, `SELECT
 		(SELECT COUNT(*) FROM webauthn_challenges WHERE user_id = ? AND expires > ?),
 		(SELECT n FROM webauthn_challenge_count WHERE id = 0)`,
 		nullBlob(c.UserID), micros(now)).Scan(&userN, &total); err != nil {
@@ -779,7 +782,7 @@ func (s *Store) TakeSignIn(ctx context.Context, id string, credentialID []byte, 
 		created       sql.NullInt64
 	)
 	cred, err := scanCredential(extraScanner{
-		s.q.QueryRowContext(ctx, signInSQL, blob(credentialID)),
+		s.r.QueryRowContext(ctx, signInSQL, blob(credentialID)),
 		[]any{&userID, &name, &display, &created},
 	})
 	switch {
