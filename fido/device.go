@@ -420,11 +420,13 @@ func attestationFrom(rpID, format string, authData, stmt []byte) (*Attestation, 
 	if ad.RPIDHash != RPIDHash(rpID) {
 		return nil, &ResponseError{Op: "makeCredential", Err: errors.New("authenticator data is for another relying party")}
 	}
-	alg, _, err := ctap.ParsePublicKey(ad.Attested.PublicKey)
+	alg, pub, err := ctap.ParsePublicKey(ad.Attested.PublicKey)
 	if err != nil {
 		return nil, &ResponseError{Op: "makeCredential", Err: err}
 	}
 	return &Attestation{
+		parsed:       pub,
+		parsedFrom:   ad.Attested.PublicKey,
 		Format:       format,
 		AuthData:     authData,
 		Statement:    stmt,

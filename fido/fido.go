@@ -199,6 +199,12 @@ type Attestation struct {
 	UserPresent, UserVerified bool
 	// Extensions holds the key's extension outputs; zero when none.
 	Extensions AttestationExtensions
+
+	// parsed is PublicKey as Device.MakeCredential parsed it, kept so
+	// that a WebAuthnClient need not parse it again; parsedFrom is the
+	// encoding it came from, for a PublicKey changed since.
+	parsed     any // a crypto.PublicKey
+	parsedFrom []byte
 }
 
 // Assertion is one signature by a credential.

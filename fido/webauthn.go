@@ -1,6 +1,7 @@
 package fido
 
 import (
+	"bytes"
 	"context"
 	"crypto/sha256"
 	"encoding/base64"
@@ -531,6 +532,15 @@ func attestationObject(format string, authData, stmt []byte) ([]byte, error) {
 	})
 }
 
+// publicKey returns PublicKey parsed.
+func (a *Attestation) publicKey() (any, error) {
+	if a.parsed != nil && bytes.Equal(a.parsedFrom, a.PublicKey) {
+		return a.parsed, nil
+	}
+	_, pub, err := ctap.ParsePublicKey(a.PublicKey)
+	return pub, err
+}
+
 // subjectPublicKeyInfo returns the credential key as DER SubjectPublicKeyInfo
 // for getPublicKey() (WebAuthn L3 §5.2.1.1: user agents must support ES256,
 // EdDSA and RS256), or nil for other algorithms, as a browser returns null.
@@ -540,7 +550,7 @@ func subjectPublicKeyInfo(att *Attestation) []byte {
 	default:
 		return nil
 	}
-	_, pub, err := ctap.ParsePublicKey(att.PublicKey)
+	pub, err := att.publicKey()
 	if err != nil {
 		return nil
 	}
