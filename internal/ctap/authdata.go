@@ -144,6 +144,14 @@ func ParseAuthData(b []byte) (*AuthData, error) {
 // firstMap splits the first CBOR item off b, which must be a map in CTAP2
 // canonical form.
 func firstMap(what, field string, b []byte) (item, rest []byte, err error) {
+	if isES256Key(b) {
+		return b[:es256KeyLen], b[es256KeyLen:], nil
+	}
+	return firstMapSlow(what, field, b)
+}
+
+// firstMapSlow is firstMap by generic decoding.
+func firstMapSlow(what, field string, b []byte) (item, rest []byte, err error) {
 	if len(b) == 0 {
 		return nil, nil, syntaxErr(what, ErrMalformed, field+" missing")
 	}

@@ -117,6 +117,41 @@ func marshalEC2(alg int64, pt []byte) ([]byte, error) {
 // A key ParsePublicKey accepts and MarshalPublicKey can encode encodes to
 // the same bytes.
 func ParsePublicKey(cose []byte) (alg int64, pub crypto.PublicKey, err error) {
+	if len(cose) == es256KeyLen && isES256Key(cose) {
+		return parseES256Key(cose)
+	}
+	return parsePublicKeySlow(cose)
+}
+
+// es256KeyLen is the length of the one encoding of a P-256 ES256 COSE
+// key: {1: 2, 3: -7, -1: 1, -2: x, -3: y}, each coordinate 32 bytes.
+const es256KeyLen = 77
+
+// isES256Key reports whether b starts with the one encoding of an ES256
+// key (any coordinates), the key nearly every credential has. That much
+// is a map the generic decode and the canonical check would accept with
+// the same values, so ParsePublicKey and firstMap take it without them;
+// FuzzCOSEFastPath holds them to the slow path.
+func isES256Key(b []byte) bool {
+	return len(b) >= es256KeyLen &&
+		string(b[:10]) == "\xa5\x01\x02\x03\x26\x20\x01\x21\x58\x20" &&
+		string(b[42:45]) == "\x22\x58\x20"
+}
+
+// parseES256Key is what parsePublicKeySlow gives for a key isES256Key
+// accepts.
+func parseES256Key(cose []byte) (int64, crypto.PublicKey, error) {
+	pt := make([]byte, 0, 1+2*p256CoordLen)
+	pt = append(append(append(pt, 4), cose[10:42]...), cose[45:77]...)
+	k, err := ecdsa.ParseUncompressedPublicKey(elliptic.P256(), pt)
+	if err != nil {
+		return 0, nil, syntaxErr("COSE key", ErrInvalidValue, "point not on P-256")
+	}
+	return AlgES256, k, nil
+}
+
+// parsePublicKeySlow is ParsePublicKey for any key, by generic decoding.
+func parsePublicKeySlow(cose []byte) (alg int64, pub crypto.PublicKey, err error) {
 	const what = "COSE key"
 	var m map[int64]cbor.RawMessage
 	if err := decodeMessage(what, cose, &m); err != nil {
