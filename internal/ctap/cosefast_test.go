@@ -65,3 +65,28 @@ func TestES256FastPathTaken(t *testing.T) {
 	require.NoError(t, err)
 	assert.Equal(t, key, again)
 }
+
+// hasNull finds null items, not 0xf6 bytes inside strings, so that an
+// attestation statement's signature or certificate does not send the
+// message to the slow decoder.
+func TestHasNull(t *testing.T) {
+	for _, tt := range []struct {
+		hex  string
+		want bool
+	}{
+		{"43f6f6f6", false},                   // h'f6f6f6'
+		{"63f6f6f6", false},                   // text of 0xf6 bytes (not UTF-8, but not null)
+		{"f6", true},                          // null
+		{"8201f6", true},                      // [1, null]
+		{"a263616c672663736967f6", true},      // {"alg": -7, "sig": null}
+		{"a263616c6726637369674201f6", false}, // {"alg": -7, "sig": h'01f6'}
+		{"5f", true},                          // indefinite: not walked
+	} {
+		assert.Equal(t, tt.want, hasNull(unhex(t, tt.hex)), tt.hex)
+	}
+	r := sampleMakeCredentialResponse(t)
+	r.AttStmt = MustMarshal(map[string]any{"alg": -7, "sig": []byte{0xf6, 0xf6}, "x5c": [][]byte{{0x30, 0xf6}}})
+	var got MakeCredentialResponse
+	require.True(t, fastMakeCredentialResponse(MustMarshal(r), &got))
+	assert.Equal(t, *r, got)
+}

@@ -180,10 +180,50 @@ func (r *reader) raw(depth int) cbor.RawMessage {
 }
 
 // hasNull reports whether a scanned item may hold null, which the message
-// decoder refuses anywhere. It looks at bytes, not items, so it also
-// fires for 0xf6 inside a string; that merely sends such input to the
-// decoder.
-func hasNull(item []byte) bool { return bytes.IndexByte(item, 0xf6) >= 0 }
+// decoder refuses anywhere. It walks the item's heads, so that a 0xf6
+// byte inside a string, as in most signatures and certificates of an
+// attestation statement, does not send the message to the decoder; an
+// item it cannot walk counts as holding null, which merely does.
+func hasNull(item []byte) bool {
+	_, found, ok := walkNull(item)
+	return found || !ok
+}
+
+// walkNull walks one item at the start of b, reporting what follows it and
+// whether it is or holds null.
+func walkNull(b []byte) (rest []byte, found, ok bool) {
+	if len(b) > 0 && b[0]>>5 == 7 {
+		return b[1:], b[0] == 0xf6, true // scanItem let only false, true and null by
+	}
+	major, arg, rest, ok := head(b)
+	if !ok {
+		return nil, false, false
+	}
+	switch major {
+	case 2, 3:
+		if arg > uint64(len(rest)) {
+			return nil, false, false
+		}
+		return rest[arg:], false, true
+	case 4, 5:
+		if arg > uint64(len(rest)) { // each item takes a byte at least
+			return nil, false, false
+		}
+		n := arg
+		if major == 5 {
+			n *= 2
+		}
+		for range n {
+			if rest, found, ok = walkNull(rest); found || !ok {
+				return rest, found, ok
+			}
+		}
+		return rest, false, true
+	case 6:
+		return nil, false, false // scanItem refuses tags
+	}
+	return rest, false, true
+}
 
 func (r *reader) rawMap(depth int) map[string]cbor.RawMessage {
 	n := r.container(5, depth)
