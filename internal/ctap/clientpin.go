@@ -7,6 +7,7 @@ import (
 	"encoding/binary"
 	"fmt"
 	"math"
+	"reflect"
 
 	"github.com/fxamacker/cbor/v2"
 )
@@ -798,6 +799,9 @@ type GetAssertionExtensions struct {
 // extensionMap converts a typed extensions struct into the raw map the
 // request structs carry; nil when it has no fields set.
 func extensionMap(v any) map[string]cbor.RawMessage {
+	if isZeroStruct(v) {
+		return nil // no extension, the usual case (every field omits its zero)
+	}
 	b := MustMarshal(v)
 	if len(b) == 1 && b[0] == 0xa0 {
 		return nil // no extension, the usual case: nothing to decode
@@ -810,6 +814,15 @@ func extensionMap(v any) map[string]cbor.RawMessage {
 		return nil
 	}
 	return m
+}
+
+// isZeroStruct reports whether v, a pointer to one of the extension
+// structs, holds its zero value, which encodes as an empty map since each
+// field is omitempty or omitzero (TestZeroExtensionsEncodeEmpty): the
+// check spares a Marshal per request and per signature.
+func isZeroStruct(v any) bool {
+	rv := reflect.ValueOf(v)
+	return rv.Kind() == reflect.Pointer && !rv.IsNil() && rv.Elem().IsZero()
 }
 
 // Map returns the extensions as MakeCredentialRequest.Extensions wants
@@ -896,6 +909,9 @@ func (o *MakeCredentialExtensionOutputs) Marshal() []byte { return marshalOutput
 func (o *GetAssertionExtensionOutputs) Marshal() []byte { return marshalOutputs(o) }
 
 func marshalOutputs(v any) []byte {
+	if isZeroStruct(v) {
+		return nil
+	}
 	b := MustMarshal(v)
 	if len(b) == 1 && b[0] == 0xa0 { // an empty map
 		return nil

@@ -90,3 +90,15 @@ func TestHasNull(t *testing.T) {
 	require.True(t, fastMakeCredentialResponse(MustMarshal(r), &got))
 	assert.Equal(t, *r, got)
 }
+
+// isZeroStruct may stand in for encoding only if a zero extension struct
+// encodes as an empty map.
+func TestZeroExtensionsEncodeEmpty(t *testing.T) {
+	for _, v := range []any{&MakeCredentialExtensions{}, &GetAssertionExtensions{},
+		&MakeCredentialExtensionOutputs{}, &GetAssertionExtensionOutputs{}} {
+		assert.True(t, isZeroStruct(v), "%T", v)
+		assert.Equal(t, []byte{0xa0}, MustMarshal(v), "%T", v)
+	}
+	assert.False(t, isZeroStruct(&GetAssertionExtensionOutputs{CredBlob: []byte{}}))
+	assert.Equal(t, unhex(t, "a16863726564426c6f6240"), (&GetAssertionExtensionOutputs{CredBlob: []byte{}}).Marshal())
+}
