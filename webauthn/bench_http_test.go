@@ -23,6 +23,7 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
+	"github.com/fidokit/fidokit/internal/cpuclock"
 	"github.com/fidokit/fidokit/internal/pgtest"
 	"github.com/fidokit/fidokit/store/postgres"
 	"github.com/fidokit/fidokit/store/sqlite"
@@ -238,7 +239,7 @@ func startRPServer(spec, name string) (*rpServer, error) {
 }
 
 // cpu is the CPU time the process has used so far.
-func (s *rpServer) cpu() (time.Duration, bool) { return rpCPU(s.cmd.Process.Pid) }
+func (s *rpServer) cpu() (time.Duration, bool) { return cpuclock.Process(s.cmd.Process.Pid) }
 
 // stop closes the child's standard input, which ends it, killing it if it
 // has not ended after a while, and returns its failure if it failed.
@@ -449,7 +450,7 @@ func (fx *signInFixture) phase(b *testing.B, n, servers int) signInPhase {
 	}
 	db0 := fx.backendCPU(b)
 	rp0, ok1 := rpCPUs()
-	gen0, ok2 := genCPU()
+	gen0, ok2 := cpuclock.Self()
 	wall := runWorkers(b, fx.clients, n, func(i int) error {
 		u := fx.users[i]
 		s := i % servers
@@ -458,7 +459,7 @@ func (fx *signInFixture) phase(b *testing.B, n, servers int) signInPhase {
 		return err
 	})
 	rp1, ok3 := rpCPUs()
-	gen1, ok4 := genCPU()
+	gen1, ok4 := cpuclock.Self()
 	var db time.Duration
 	for pid, d := range fx.backendCPU(b) {
 		db += d - db0[pid] // a backend started since counts whole
@@ -481,7 +482,7 @@ func (fx *signInFixture) backendCPU(b *testing.B) map[int]time.Duration {
 	require.NoError(b, err)
 	cpu := make(map[int]time.Duration, len(pids))
 	for _, pid := range pids {
-		if d, ok := rpCPU(int(pid)); ok {
+		if d, ok := cpuclock.Process(int(pid)); ok {
 			cpu[int(pid)] = d
 		}
 	}

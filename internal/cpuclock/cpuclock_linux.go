@@ -1,6 +1,4 @@
-//go:build linux
-
-package webauthn_test
+package cpuclock
 
 import (
 	"bytes"
@@ -16,10 +14,19 @@ import (
 // user space whatever its own tick rate).
 const clockTicks = 100
 
-// rpCPU is the CPU time, user and system, that process pid (all its
-// threads) has used so far, to the clock tick (10 ms); ok is false if
-// /proc cannot tell.
-func rpCPU(pid int) (d time.Duration, ok bool) {
+// Self is the CPU time this process (all its threads) has used so far,
+// to the microsecond.
+func Self() (d time.Duration, ok bool) {
+	var ru syscall.Rusage
+	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
+		return 0, false
+	}
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano()), true
+}
+
+// Process is the CPU time process pid (all its threads) has used so
+// far, to the clock tick (10 ms); ok is false if /proc cannot tell.
+func Process(pid int) (d time.Duration, ok bool) {
 	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
 	if err != nil {
 		return 0, false
@@ -41,14 +48,4 @@ func rpCPU(pid int) (d time.Duration, ok bool) {
 		return 0, false
 	}
 	return time.Duration(utime+stime) * (time.Second / clockTicks), true
-}
-
-// genCPU is the CPU time, user and system, that this process (the load
-// generator) has used so far.
-func genCPU() (time.Duration, bool) {
-	var ru syscall.Rusage
-	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
-		return 0, false
-	}
-	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano()), true
 }
