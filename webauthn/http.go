@@ -555,7 +555,7 @@ func decodeJSON(b []byte, v any) error {
 // token by token with encoding/json, costing about half a P-256 verify
 // on a sign-in's body.
 func checkDuplicateMembers(b []byte) error {
-	s := memberScan{b: b}
+	s := memberScan{jsonScan: jsonScan{b: b}}
 	if decided, err := s.value(); decided && s.end() {
 		return err
 	}
@@ -574,30 +574,8 @@ const memberScanDepth = 64
 // the decoder reports). Values are skipped without being checked, so
 // invalid JSON may pass; the decoder proper rejects it.
 type memberScan struct {
-	b     []byte
-	i     int
-	depth int
-}
-
-func (s *memberScan) ws() {
-	for s.i < len(s.b) {
-		switch s.b[s.i] {
-		case ' ', '\t', '\n', '\r':
-			s.i++
-		default:
-			return
-		}
-	}
-}
-
-// next skips white space and consumes c if it comes next.
-func (s *memberScan) next(c byte) bool {
-	s.ws()
-	if s.i < len(s.b) && s.b[s.i] == c {
-		s.i++
-		return true
-	}
-	return false
+	jsonScan // white space and single bytes, as the fast login parser reads them
+	depth    int
 }
 
 // end reports whether only white space is left.

@@ -86,7 +86,7 @@ func checkMembersAgree(t *testing.T, b []byte) {
 		return
 	}
 	require.Error(t, got, "%q", b)
-	s := memberScan{b: b}
+	s := memberScan{jsonScan: jsonScan{b: b}}
 	if decided, err := s.value(); decided && s.end() {
 		assert.Equal(t, slow.Error(), err.Error(), "%q", b)
 	}

@@ -95,7 +95,7 @@ func fastObject(b []byte, names []string, vals [][]byte) bool {
 	if !json.Valid(b) {
 		return false
 	}
-	s := memberScan{b: b}
+	s := memberScan{jsonScan: jsonScan{b: b}}
 	if !s.next('{') {
 		return false
 	}
