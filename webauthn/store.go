@@ -253,6 +253,39 @@ type SignInStore interface {
 	TakeSignIn(ctx context.Context, id string, credentialID []byte, now time.Time) (ch *Challenge, cred *Credential, user *User, err error)
 }
 
+// FinishStore is a [Store] that completes a sign-in with one write: the
+// challenge is read with the credential and its owner first
+// (ReadSignIn), and only once the assertion is verified taken together
+// with the sign count's compare-and-set (FinishSignIn), in one
+// transaction. A sign-in then costs one read and one commit, where
+// TakeSignIn and RecordSignIn are two commits. [RelyingParty.FinishLogin]
+// uses it when the store has it (in preference to [SignInStore]), and
+// takes the challenge with TakeChallenge when it rejects the response,
+// so that the challenge is used up whatever the outcome, as before.
+type FinishStore interface {
+	Store
+	// ReadSignIn reads the challenge with the given ID, leaving it
+	// stored, together with the credential credentialID and the user
+	// who owns it. ErrNotFound if there is no such challenge; ErrExpired
+	// if now is at or after its Expires. cred is nil if there is no such
+	// credential, and user nil if there is none or its owner is gone;
+	// neither is an error.
+	ReadSignIn(ctx context.Context, id string, credentialID []byte, now time.Time) (ch *Challenge, cred *Credential, user *User, err error)
+	// FinishSignIn takes the challenge with the given ID and, in the same
+	// transaction, makes the update of RecordSignIn(s). Of any number of
+	// concurrent calls that take one challenge (FinishSignIn,
+	// TakeChallenge, TakeSignIn), across processes, at most one gets it.
+	//
+	// taken is false if the challenge was no longer stored (another call
+	// took it, or it was purged); then nothing changed and err is nil.
+	// Otherwise err is what RecordSignIn(s) would return (ErrConflict,
+	// ErrInactive, ErrNotFound for the credential), and on such an error
+	// the challenge is taken all the same and nothing else changed: the
+	// caller has used it up and may retry RecordSignIn alone. Expiry is
+	// not checked again: ReadSignIn did.
+	FinishSignIn(ctx context.Context, id string, s SignIn) (taken bool, err error)
+}
+
 // BeginStore is a [Store] that reads a user together with their
 // credentials in one call, which a store that talks to a database server
 // makes one round trip and an SQL store one statement:
