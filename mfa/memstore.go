@@ -3,6 +3,7 @@ package mfa
 import (
 	"bytes"
 	"context"
+	"errors"
 	"fmt"
 	"sort"
 	"sync"
@@ -38,7 +39,10 @@ type MemoryStore struct {
 	eventIDs map[string]bool
 }
 
-var _ Store = (*MemoryStore)(nil)
+var (
+	_ Store                = (*MemoryStore)(nil)
+	_ webauthn.FinishStore = (*MemoryStore)(nil)
+)
 
 // NewMemoryStore returns an empty in-memory store.
 func NewMemoryStore() *MemoryStore {
@@ -195,6 +199,27 @@ func (m *MemoryStore) RecordSignIn(ctx context.Context, s webauthn.SignIn) error
 		return m.MemoryStore.RecordSignIn(ctx, s)
 	})
 }
+
+// FinishSignIn implements [webauthn.FinishStore.FinishSignIn], with
+// RecordSignIn's events, appended only when the sign count was set.
+func (m *MemoryStore) FinishSignIn(ctx context.Context, id string, s webauthn.SignIn) (bool, error) {
+	var taken bool
+	err := m.keyChange("recording sign-in", KeyEvents(ctx, OpRecordSignIn, nil, s.CredentialID), func() error {
+		var err error
+		taken, err = m.MemoryStore.FinishSignIn(ctx, id, s)
+		if err == nil && !taken {
+			return errNotTaken // no change, so no events
+		}
+		return err
+	})
+	if errors.Is(err, errNotTaken) {
+		return false, nil
+	}
+	return taken, err
+}
+
+// errNotTaken tells keyChange that FinishSignIn changed nothing.
+var errNotTaken = errors.New("challenge not taken")
 
 // FlagClone implements [webauthn.Store.FlagClone], with its events.
 func (m *MemoryStore) FlagClone(ctx context.Context, id []byte) error {

@@ -77,6 +77,7 @@ type memCred struct {
 var (
 	_ SignInStore = (*MemoryStore)(nil)
 	_ BeginStore  = (*MemoryStore)(nil)
+	_ FinishStore = (*MemoryStore)(nil)
 )
 
 // NewMemoryStore returns an empty in-memory store.
@@ -376,6 +377,11 @@ func (m *MemoryStore) RecordSignIn(ctx context.Context, s SignIn) error {
 	}
 	m.mu.Lock()
 	defer m.mu.Unlock()
+	return m.recordSignIn(s)
+}
+
+// recordSignIn is RecordSignIn with m.mu held.
+func (m *MemoryStore) recordSignIn(s SignIn) error {
 	mc, ok := m.creds[string(s.CredentialID)]
 	switch {
 	case !ok:
@@ -523,6 +529,48 @@ func (m *MemoryStore) TakeSignIn(ctx context.Context, id string, credentialID []
 		}
 	}
 	return copyChallenge(mc.c), cred, user, nil
+}
+
+// ReadSignIn implements [FinishStore.ReadSignIn] under one lock.
+func (m *MemoryStore) ReadSignIn(ctx context.Context, id string, credentialID []byte, now time.Time) (*Challenge, *Credential, *User, error) {
+	if err := ctx.Err(); err != nil {
+		return nil, nil, nil, fmt.Errorf("memory store: reading challenge: %w", err)
+	}
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	mc, ok := m.challenges[id]
+	if !ok {
+		return nil, nil, nil, fmt.Errorf("memory store: reading challenge: %w", ErrNotFound)
+	}
+	if !storeTime(now).Before(mc.c.Expires) {
+		return nil, nil, nil, fmt.Errorf("memory store: reading challenge: %w", ErrExpired)
+	}
+	var (
+		cred *Credential
+		user *User
+	)
+	if c, ok := m.creds[string(credentialID)]; ok {
+		cred = copyCredential(&c.c)
+		if u, ok := m.users[string(c.c.UserID)]; ok {
+			user = copyUser(u)
+		}
+	}
+	return copyChallenge(mc.c), cred, user, nil
+}
+
+// FinishSignIn implements [FinishStore.FinishSignIn] under one lock.
+func (m *MemoryStore) FinishSignIn(ctx context.Context, id string, s SignIn) (bool, error) {
+	if err := ctx.Err(); err != nil {
+		return false, fmt.Errorf("memory store: finishing sign-in: %w", err)
+	}
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	mc, ok := m.challenges[id]
+	if !ok {
+		return false, nil
+	}
+	m.remove(mc)
+	return true, m.recordSignIn(s)
 }
 
 // PurgeChallenges implements [Store.PurgeChallenges].
