@@ -528,9 +528,18 @@ func (rp *RelyingParty) FinishLogin(ctx context.Context, challengeID string, res
 	if malformed == nil {
 		credentialID = a.rawID
 	}
-	ch, env, rec, u, err := rp.takeSignIn(ctx, challengeID, credentialID)
+	ch, env, rec, u, held, err := rp.takeSignIn(ctx, challengeID, credentialID)
 	if err != nil {
 		return nil, nil, err
+	}
+	if held {
+		// FinishSignIn takes the challenge with the first count update;
+		// a rejection before that takes it here.
+		defer func() {
+			if held {
+				rp.useUp(ctx, ch.ID)
+			}
+		}()
 	}
 	c := ch.Ceremony
 	if malformed != nil {
@@ -615,10 +624,25 @@ func (rp *RelyingParty) FinishLogin(ctx context.Context, challengeID string, res
 			}
 			return nil, nil, reject(c, "§7.2 step 22", ErrSignCount, "counter %d after %d", count, rec.SignCount)
 		}
-		err := rp.store.RecordSignIn(ctx, SignIn{
+		in := SignIn{
 			CredentialID: rec.ID, OldCount: rec.SignCount, NewCount: count,
 			BackupState: ad.Flags.HasBackupState(), At: now,
-		})
+		}
+		var err error
+		if held {
+			var taken bool
+			taken, err = rp.store.(FinishStore).FinishSignIn(ctx, ch.ID, in)
+			if err == nil && !taken {
+				// Another finish of this challenge took it first.
+				held = false
+				return nil, nil, reject(c, "challenge", ErrChallengeUnknown, "used by another sign-in meanwhile")
+			}
+			// Taken, whether or not the count was set; if the store
+			// failed before taking it, the deferred useUp does.
+			held = !taken
+		} else {
+			err = rp.store.RecordSignIn(ctx, in)
+		}
 		switch {
 		case err == nil:
 			rec.SignCount = count

@@ -281,8 +281,10 @@ type FinishStore interface {
 	// Otherwise err is what RecordSignIn(s) would return (ErrConflict,
 	// ErrInactive, ErrNotFound for the credential), and on such an error
 	// the challenge is taken all the same and nothing else changed: the
-	// caller has used it up and may retry RecordSignIn alone. Expiry is
-	// not checked again: ReadSignIn did.
+	// caller has used it up and may retry RecordSignIn alone. Any other
+	// error (the store failing) comes with taken false and changes
+	// nothing, the challenge included. Expiry is not checked again:
+	// ReadSignIn did.
 	FinishSignIn(ctx context.Context, id string, s SignIn) (taken bool, err error)
 }
 

@@ -568,23 +568,59 @@ func (rp *RelyingParty) openChallenge(ctx context.Context, ch *Challenge, want [
 // [SignInStore], else one after another. rec is nil when there is no such
 // key (or credentialID is nil: the response did not parse), u nil when
 // its owner is gone.
-func (rp *RelyingParty) takeSignIn(ctx context.Context, id string, credentialID []byte) (ch *Challenge, env *sessionEnvelope, rec *Credential, u *User, err error) {
+//
+// When the store is a [FinishStore], the challenge is only read, and held
+// is true: the caller takes it with FinishSignIn, or with useUp if it
+// rejects the response. A challenge that fails here is used up already.
+func (rp *RelyingParty) takeSignIn(ctx context.Context, id string, credentialID []byte) (ch *Challenge, env *sessionEnvelope, rec *Credential, u *User, held bool, err error) {
 	want := []Ceremony{CeremonyLogin, CeremonyDiscoverable}
-	if ss, ok := rp.store.(SignInStore); ok && id != "" && !isToken(id) && credentialID != nil {
+	usable := id != "" && !isToken(id) && credentialID != nil
+	if fs, ok := rp.store.(FinishStore); ok && usable {
+		ch, rec, u, err = fs.ReadSignIn(ctx, id, credentialID, rp.now())
+		switch {
+		case errors.Is(err, ErrNotFound):
+			return nil, nil, nil, nil, false, reject(want[0], "challenge", ErrChallengeUnknown, "")
+		case errors.Is(err, ErrExpired):
+			rp.useUp(ctx, id)
+			return nil, nil, nil, nil, false, reject(want[0], "challenge", ErrExpired, "")
+		case err != nil:
+			return nil, nil, nil, nil, false, fmt.Errorf("webauthn: reading challenge: %w", err)
+		}
+		if ch, env, err = rp.openChallenge(ctx, ch, want); err != nil {
+			rp.useUp(ctx, id)
+			return nil, nil, nil, nil, false, err
+		}
+		return ch, env, rec, u, true, nil
+	}
+	if ss, ok := rp.store.(SignInStore); ok && usable {
 		ch, rec, u, err = ss.TakeSignIn(ctx, id, credentialID, rp.now())
 		switch {
 		case errors.Is(err, ErrNotFound):
-			return nil, nil, nil, nil, reject(want[0], "challenge", ErrChallengeUnknown, "")
+			return nil, nil, nil, nil, false, reject(want[0], "challenge", ErrChallengeUnknown, "")
 		case errors.Is(err, ErrExpired):
-			return nil, nil, nil, nil, reject(want[0], "challenge", ErrExpired, "")
+			return nil, nil, nil, nil, false, reject(want[0], "challenge", ErrExpired, "")
 		case err != nil:
-			return nil, nil, nil, nil, fmt.Errorf("webauthn: taking challenge: %w", err)
+			return nil, nil, nil, nil, false, fmt.Errorf("webauthn: taking challenge: %w", err)
 		}
 		if ch, env, err = rp.openChallenge(ctx, ch, want); err != nil {
-			return nil, nil, nil, nil, err
+			return nil, nil, nil, nil, false, err
 		}
-		return ch, env, rec, u, nil
+		return ch, env, rec, u, false, nil
 	}
+	ch, env, rec, u, err = rp.takeAndRead(ctx, id, credentialID, want)
+	return ch, env, rec, u, false, err
+}
+
+// useUp takes a challenge that ReadSignIn left stored, for a sign-in that
+// is rejected: whatever the outcome, a challenge is used once. It runs
+// even if ctx is cancelled, and a failure leaves the challenge to expire.
+func (rp *RelyingParty) useUp(ctx context.Context, id string) {
+	rp.store.TakeChallenge(context.WithoutCancel(ctx), id, rp.now())
+}
+
+// takeAndRead is takeSignIn for a store with neither FinishStore nor
+// SignInStore.
+func (rp *RelyingParty) takeAndRead(ctx context.Context, id string, credentialID []byte, want []Ceremony) (ch *Challenge, env *sessionEnvelope, rec *Credential, u *User, err error) {
 	if ch, env, err = rp.takeChallenge(ctx, id, want...); err != nil || credentialID == nil {
 		return ch, env, nil, nil, err
 	}

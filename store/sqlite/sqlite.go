@@ -112,6 +112,7 @@ type Store struct {
 
 var (
 	_ webauthn.SignInStore = (*Store)(nil)
+	_ webauthn.FinishStore = (*Store)(nil)
 	_ mfa.Store            = (*Store)(nil)
 )
 
@@ -573,33 +574,38 @@ func (s *Store) DeleteCredential(ctx context.Context, userID, id []byte) error {
 // why.
 func (s *Store) RecordSignIn(ctx context.Context, in webauthn.SignIn) error {
 	err := s.change(ctx, mfa.KeyEvents(ctx, mfa.OpRecordSignIn, nil, in.CredentialID), func(q querier) error {
-		n, err := affected(q.ExecContext(ctx, `UPDATE webauthn_credentials
-			SET sign_count = ?, backup_state = ?, last_used = ?
-			WHERE id = ? AND sign_count = ? AND deactivated IS NULL`,
-			int64(in.NewCount), in.BackupState, nullMicros(in.At), blob(in.CredentialID), int64(in.OldCount)))
-		if err != nil || n == 1 {
-			return err
-		}
-		var (
-			count       int64
-			deactivated sql.NullInt64
-		)
-		err = q.QueryRowContext(ctx, `SELECT sign_count, deactivated FROM webauthn_credentials WHERE id = ?`,
-			blob(in.CredentialID)).Scan(&count, &deactivated)
-		switch {
-		case errors.Is(err, sql.ErrNoRows):
-			return webauthn.ErrNotFound
-		case err != nil:
-			return err
-		case deactivated.Valid:
-			return webauthn.ErrInactive
-		}
-		return fmt.Errorf("stored %d, read %d: %w", count, in.OldCount, webauthn.ErrConflict)
+		return recordSignIn(ctx, q, in)
 	})
 	if err != nil {
 		return fmt.Errorf("sqlite: recording sign-in: %w", err)
 	}
 	return nil
+}
+
+// recordSignIn is the compare-and-set of RecordSignIn on q.
+func recordSignIn(ctx context.Context, q querier, in webauthn.SignIn) error {
+	n, err := affected(q.ExecContext(ctx, `UPDATE webauthn_credentials
+		SET sign_count = ?, backup_state = ?, last_used = ?
+		WHERE id = ? AND sign_count = ? AND deactivated IS NULL`,
+		int64(in.NewCount), in.BackupState, nullMicros(in.At), blob(in.CredentialID), int64(in.OldCount)))
+	if err != nil || n == 1 {
+		return err
+	}
+	var (
+		count       int64
+		deactivated sql.NullInt64
+	)
+	err = q.QueryRowContext(ctx, `SELECT sign_count, deactivated FROM webauthn_credentials WHERE id = ?`,
+		blob(in.CredentialID)).Scan(&count, &deactivated)
+	switch {
+	case errors.Is(err, sql.ErrNoRows):
+		return webauthn.ErrNotFound
+	case err != nil:
+		return err
+	case deactivated.Valid:
+		return webauthn.ErrInactive
+	}
+	return fmt.Errorf("stored %d, read %d: %w", count, in.OldCount, webauthn.ErrConflict)
 }
 
 // FlagClone implements [webauthn.Store.FlagClone].
@@ -776,6 +782,16 @@ func (s *Store) TakeSignIn(ctx context.Context, id string, credentialID []byte, 
 	if err != nil {
 		return nil, nil, nil, err
 	}
+	cred, u, err := s.signInCredential(ctx, credentialID)
+	if err != nil {
+		return nil, nil, nil, err
+	}
+	return ch, cred, u, nil
+}
+
+// signInCredential reads a credential joined with its owner: nil, nil if
+// there is no such credential, cred and nil if its owner is gone.
+func (s *Store) signInCredential(ctx context.Context, credentialID []byte) (*webauthn.Credential, *webauthn.User, error) {
 	var (
 		userID        []byte
 		name, display sql.NullString
@@ -787,14 +803,14 @@ func (s *Store) TakeSignIn(ctx context.Context, id string, credentialID []byte, 
 	})
 	switch {
 	case errors.Is(err, webauthn.ErrNotFound):
-		return ch, nil, nil, nil
+		return nil, nil, nil
 	case err != nil:
-		return nil, nil, nil, fmt.Errorf("sqlite: reading credential: %w", err)
+		return nil, nil, fmt.Errorf("sqlite: reading credential: %w", err)
 	case userID == nil:
-		return ch, cred, nil, nil // the owner is gone
+		return cred, nil, nil // the owner is gone
 	}
 	u := &webauthn.User{ID: readBlob(userID), Name: name.String, DisplayName: display.String, Created: fromMicros(created.Int64)}
-	return ch, cred, u, nil
+	return cred, u, nil
 }
 
 // signInSQL reads a credential and its owner's columns (NULL if the
