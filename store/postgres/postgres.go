@@ -91,6 +91,7 @@ type Store struct {
 var (
 	_ webauthn.SignInStore = (*Store)(nil)
 	_ webauthn.BeginStore  = (*Store)(nil)
+	_ webauthn.FinishStore = (*Store)(nil)
 	_ mfa.Store            = (*Store)(nil)
 )
 
@@ -774,6 +775,115 @@ func (s *Store) TakeSignIn(ctx context.Context, id string, credentialID []byte, 
 		return nil, nil, nil, fmt.Errorf("postgres: taking challenge: %w", err)
 	}
 	return ch, cred, user, nil
+}
+
+// readSignInCredentialSQL reads a credential joined with its owner,
+// whose columns are NULL (found false) when the owner is gone.
+const readSignInCredentialSQL = `SELECT
+		c.id, c.user_id, c.name, c.public_key, c.algorithm, c.aaguid,
+		c.attestation_format, c.attestation_type, c.transports, c.user_verified,
+		c.backup_eligible, c.backup_state, c.sign_count, c.clone_warning, c.deactivated,
+		c.created, c.last_used,
+		COALESCE(u.id, ''::bytea), COALESCE(u.name, ''), COALESCE(u.display_name, ''),
+		COALESCE(u.created, c.created), u.id IS NOT NULL
+	FROM webauthn_credentials c LEFT JOIN webauthn_users u ON u.id = c.user_id
+	WHERE c.id = $1`
+
+// ReadSignIn implements [webauthn.FinishStore.ReadSignIn] in one round
+// trip: a SELECT of the challenge (left stored) and one of the
+// credential joined with its owner go as one batch, which runs as one
+// implicit transaction. An expired challenge is reported, not removed.
+func (s *Store) ReadSignIn(ctx context.Context, id string, credentialID []byte, now time.Time) (*webauthn.Challenge, *webauthn.Credential, *webauthn.User, error) {
+	b := &pgx.Batch{}
+	b.Queue(`SELECT challenge, ceremony, user_id, session, expires FROM webauthn_challenges WHERE id = $1`, id)
+	b.Queue(readSignInCredentialSQL, bytea(credentialID))
+	br := s.pool.SendBatch(ctx, b)
+	defer br.Close()
+	ch, err := scanChallenge(br.QueryRow(), id, now)
+	if err != nil {
+		return nil, nil, nil, fmt.Errorf("postgres: reading challenge: %w", err)
+	}
+	var (
+		u     webauthn.User
+		found bool
+	)
+	cred, err := scanCredential(extraRow{br.QueryRow(), []any{&u.ID, &u.Name, &u.DisplayName, &u.Created, &found}})
+	switch {
+	case errors.Is(err, webauthn.ErrNotFound):
+		cred = nil
+	case err != nil:
+		return nil, nil, nil, fmt.Errorf("postgres: reading credential: %w", err)
+	}
+	var user *webauthn.User
+	if cred != nil && found {
+		u.ID, u.Created = readBytes(u.ID), fromTS(u.Created)
+		user = &u
+	}
+	if err := br.Close(); err != nil {
+		return nil, nil, nil, fmt.Errorf("postgres: reading challenge: %w", err)
+	}
+	return ch, cred, user, nil
+}
+
+// finishSignInSQL takes challenge $6 and, only if this statement took
+// it, makes RecordSignIn's compare-and-set; beside them it reads the
+// credential row that tells why when the UPDATE changed nothing. A
+// concurrent DELETE of the challenge makes t empty once it commits, so
+// of concurrent takers at most one sets the count.
+const finishSignInSQL = `WITH t AS (
+		DELETE FROM webauthn_challenges WHERE id = $6 RETURNING 1
+	), cas AS (
+		UPDATE webauthn_credentials
+		SET sign_count = $3, backup_state = $4, last_used = $5
+		WHERE id = $1 AND sign_count = $2 AND deactivated IS NULL AND EXISTS (SELECT 1 FROM t)
+		RETURNING 1
+	)
+	SELECT EXISTS (SELECT 1 FROM t), EXISTS (SELECT 1 FROM cas),
+		(SELECT sign_count FROM webauthn_credentials WHERE id = $1),
+		(SELECT deactivated IS NOT NULL FROM webauthn_credentials WHERE id = $1)`
+
+// FinishSignIn implements [webauthn.FinishStore.FinishSignIn] as one
+// statement, finishSignInSQL, in one round trip. With RecordSignIn's
+// events in ctx, the statement runs in a transaction that appends them
+// only when the count was set, and that commits the take all the same
+// when it was not.
+func (s *Store) FinishSignIn(ctx context.Context, id string, in webauthn.SignIn) (bool, error) {
+	var (
+		taken, updated bool
+		count          *int64
+		deactivated    *bool
+	)
+	finish := func(q querier) error {
+		return q.QueryRow(ctx, finishSignInSQL,
+			bytea(in.CredentialID), int64(in.OldCount), int64(in.NewCount), in.BackupState, nullTS(in.At), id,
+		).Scan(&taken, &updated, &count, &deactivated)
+	}
+	var err error
+	if evs := mfa.KeyEvents(ctx, mfa.OpRecordSignIn, nil, in.CredentialID); len(evs) == 0 {
+		err = finish(s.pool)
+	} else {
+		err = pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
+			if err := finish(tx); err != nil || !updated {
+				return err // a failed compare-and-set still commits the take
+			}
+			return insertEvents(ctx, tx, evs)
+		})
+	}
+	switch {
+	case err != nil:
+		return false, fmt.Errorf("postgres: finishing sign-in: %w", err)
+	case !taken:
+		return false, nil
+	case updated:
+		return true, nil
+	case count == nil:
+		err = webauthn.ErrNotFound
+	case deactivated != nil && *deactivated:
+		err = webauthn.ErrInactive
+	default:
+		err = fmt.Errorf("stored %d, read %d: %w", *count, in.OldCount, webauthn.ErrConflict)
+	}
+	return true, fmt.Errorf("postgres: finishing sign-in: %w", err)
 }
 
 // PurgeChallenges implements [webauthn.Store.PurgeChallenges].
