@@ -73,6 +73,22 @@ var eventOps = []eventOp{
 				return err == nil && g.SignCount == c.SignCount+1
 			}
 	}},
+	{"FinishSignIn", mfa.OpRecordSignIn, true, func(t *testing.T, s mfa.Store, u *webauthn.User) (func(context.Context) error, func(*testing.T) bool) {
+		fs := finishStore(t, s) // skips the subtest if s has no FinishSignIn
+		c := mustCredential(t, s, u.ID)
+		ch := mustChallenge(t, s, base.Add(time.Hour))
+		return func(ctx context.Context) error {
+				ok, err := fs.FinishSignIn(ctx, ch.ID, signIn(c.ID, c.SignCount, c.SignCount+1, true, base))
+				if err == nil && !ok {
+					return errors.New("FinishSignIn did not take the challenge")
+				}
+				return err
+			},
+			func(t *testing.T) bool {
+				g, err := s.Credential(t.Context(), c.ID)
+				return err == nil && g.SignCount == c.SignCount+1
+			}
+	}},
 	{"FlagClone", mfa.OpFlagClone, true, func(t *testing.T, s mfa.Store, u *webauthn.User) (func(context.Context) error, func(*testing.T) bool) {
 		c := mustCredential(t, s, u.ID)
 		return func(ctx context.Context) error { return s.FlagClone(ctx, c.ID) },
@@ -168,6 +184,7 @@ var eventTests = []mfaTest{
 	{"Atomic", testEventsAtomic},
 	{"OnlyItsOwn", testEventsOnlyItsOwn},
 	{"FailedChange", testEventsFailedChange},
+	{"FinishSignIn", testEventsFinishSignIn},
 	{"Lock", testEventsLock},
 	{"Append", testAppendEvents},
 	{"Query", testEventsQuery},
@@ -317,6 +334,91 @@ func testEventsFailedChange(t *testing.T, s mfa.Store) {
 		assert.Error(t, err, name)
 	}
 	assert.Empty(t, allEvents(t, s), "a failed change appends nothing")
+}
+
+// testEventsFinishSignIn: FinishSignIn appends RecordSignIn's events
+// exactly when it sets the sign count: not when the challenge is no
+// longer stored, nor when it takes the challenge but the update fails
+// (ErrConflict, ErrInactive, ErrNotFound); and an event that cannot be
+// appended leaves the challenge stored as well as the count unchanged.
+func testEventsFinishSignIn(t *testing.T, s mfa.Store) {
+	fs := finishStore(t, s)
+	for _, tc := range []struct {
+		name string
+		// prepare returns the challenge ID and update to finish with.
+		prepare func(t *testing.T, c *webauthn.Credential, ch *webauthn.Challenge) (string, webauthn.SignIn)
+		taken   bool
+		err     error // nil: the count is set and the event appended
+	}{
+		{"Success", func(t *testing.T, c *webauthn.Credential, ch *webauthn.Challenge) (string, webauthn.SignIn) {
+			return ch.ID, signIn(c.ID, c.SignCount, c.SignCount+1, true, base)
+		}, true, nil},
+		{"UnknownChallenge", func(t *testing.T, c *webauthn.Credential, ch *webauthn.Challenge) (string, webauthn.SignIn) {
+			return "ch-none", signIn(c.ID, c.SignCount, c.SignCount+1, true, base)
+		}, false, nil},
+		{"AlreadyFinished", func(t *testing.T, c *webauthn.Credential, ch *webauthn.Challenge) (string, webauthn.SignIn) {
+			ok, err := fs.FinishSignIn(t.Context(), ch.ID, signIn(c.ID, c.SignCount, c.SignCount+1, true, base))
+			require.NoError(t, err)
+			require.True(t, ok)
+			c.SignCount++
+			return ch.ID, signIn(c.ID, c.SignCount, c.SignCount+1, true, base)
+		}, false, nil},
+		{"Conflict", func(t *testing.T, c *webauthn.Credential, ch *webauthn.Challenge) (string, webauthn.SignIn) {
+			return ch.ID, signIn(c.ID, c.SignCount+5, c.SignCount+6, true, base)
+		}, true, webauthn.ErrConflict},
+		{"Inactive", func(t *testing.T, c *webauthn.Credential, ch *webauthn.Challenge) (string, webauthn.SignIn) {
+			require.NoError(t, s.DeactivateCredential(t.Context(), c.UserID, c.ID, base))
+			return ch.ID, signIn(c.ID, c.SignCount, c.SignCount+1, true, base)
+		}, true, webauthn.ErrInactive},
+		{"UnknownCredential", func(t *testing.T, c *webauthn.Credential, ch *webauthn.Challenge) (string, webauthn.SignIn) {
+			return ch.ID, signIn(randBytes(t, 48), c.SignCount, c.SignCount+1, true, base)
+		}, true, webauthn.ErrNotFound},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			u := mustUser(t, s)
+			c := mustCredential(t, s, u.ID)
+			ch := mustChallenge(t, s, base.Add(time.Hour))
+			id, in := tc.prepare(t, c, ch)
+			e := newEvent(t, u.ID, mfa.EventSecondFactor, base.Add(time.Minute))
+			e.DeviceID = "" // the store names the key
+			ctx := mfa.WithStoreEvents(t.Context(), mfa.OpRecordSignIn, e)
+			ok, err := fs.FinishSignIn(ctx, id, in)
+			assert.Equal(t, tc.taken, ok, "taken")
+			if tc.err != nil {
+				assert.ErrorIs(t, err, tc.err)
+			} else {
+				assert.NoError(t, err)
+			}
+			got, err := s.Events(t.Context(), mfa.EventQuery{UserID: u.ID})
+			require.NoError(t, err)
+			if !tc.taken || tc.err != nil {
+				assert.Empty(t, got, "FinishSignIn that set no count appends nothing")
+				return
+			}
+			want := mfa.KeyEvents(ctx, mfa.OpRecordSignIn, nil, in.CredentialID)
+			require.Len(t, want, 1)
+			require.Len(t, got, 1, "exactly the event carried for RecordSignIn")
+			checkEvent(t, "event", got[0], want[0])
+		})
+	}
+	t.Run("EventExists", func(t *testing.T) {
+		u := mustUser(t, s)
+		c := mustCredential(t, s, u.ID)
+		ch := mustChallenge(t, s, base.Add(time.Hour))
+		planted := newEvent(t, u.ID, mfa.EventDeviceRenamed, base)
+		require.NoError(t, s.AppendEvents(t.Context(), planted))
+		dup := newEvent(t, u.ID, mfa.EventSecondFactor, base.Add(time.Minute))
+		dup.ID = bytes.Clone(planted.ID)
+		_, err := fs.FinishSignIn(mfa.WithStoreEvents(t.Context(), mfa.OpRecordSignIn, dup), ch.ID, signIn(c.ID, c.SignCount, c.SignCount+1, true, base))
+		assert.ErrorIs(t, err, mfa.ErrEventExists)
+		credentialIs(t, s, "credential", c)
+		got, err := s.TakeChallenge(t.Context(), ch.ID, base)
+		require.NoError(t, err, "the challenge is left stored when the events cannot be appended")
+		checkChallenge(t, "challenge", got, ch)
+		evs, err := s.Events(t.Context(), mfa.EventQuery{UserID: u.ID})
+		require.NoError(t, err)
+		assert.Len(t, evs, 1, "only the planted event")
+	})
 }
 
 // testEventsLock: RecordFailure appends OpLock's events exactly when the

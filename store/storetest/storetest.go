@@ -89,6 +89,7 @@ func Run(t *testing.T, newStore func(t *testing.T) webauthn.Store) {
 		{"Context", contextTests},
 		{"Concurrent", concurrentTests},
 		{"TakeSignIn", takeSignInTests},
+		{"FinishSignIn", finishSignInTests},
 		{"UserWithCredentials", userWithCredentialsTests},
 	}
 	for _, g := range groups {
@@ -104,7 +105,8 @@ func Run(t *testing.T, newStore func(t *testing.T) webauthn.Store) {
 
 // RunShared runs the races that must hold across processes on a and b,
 // two handles (two connection pools, two opened files) on one database:
-// a challenge taken once in total, a sign count that loses no update, a
+// a challenge taken once in total (also by FinishSignIn, for a
+// [webauthn.FinishStore]), a sign count that loses no update, a
 // credential limit that holds. The database need not be empty; each
 // subtest uses fresh random IDs. Passing the same store twice is allowed
 // and checks only the single-handle case.
@@ -114,6 +116,10 @@ func RunShared(t *testing.T, a, b webauthn.Store) {
 	t.Run("TakeChallenge", func(t *testing.T) { raceTakeChallenge(t, a, b) })
 	if _, ok := a.(webauthn.SignInStore); ok {
 		t.Run("TakeSignIn", func(t *testing.T) { raceTakeSignIn(t, a, b) })
+	}
+	if _, ok := a.(webauthn.FinishStore); ok {
+		t.Run("FinishSignIn", func(t *testing.T) { raceFinishSignIn(t, a, b) })
+		t.Run("FinishSignInCount", func(t *testing.T) { raceFinishSignInCount(t, a, b) })
 	}
 	if _, ok := a.(webauthn.BeginStore); ok {
 		t.Run("UserWithCredentials", func(t *testing.T) { raceUserWithCredentials(t, a, b) })
