@@ -619,6 +619,20 @@ func (rp *RelyingParty) FinishLogin(ctx context.Context, challengeID string, res
 	count := ad.Counter
 	for range maxSignInRetries {
 		if (count != 0 || rec.SignCount != 0) && count <= rec.SignCount {
+			if held {
+				// The count may be one that a finish of this same
+				// challenge set after ReadSignIn read it: only the
+				// finish that takes the challenge may judge the count.
+				_, err := rp.store.TakeChallenge(ctx, ch.ID, now)
+				switch {
+				case errors.Is(err, ErrNotFound):
+					held = false
+					return nil, nil, reject(c, "challenge", ErrChallengeUnknown, "used by another sign-in meanwhile")
+				case err != nil && !errors.Is(err, ErrExpired): // expired is taken all the same
+					return nil, nil, fmt.Errorf("webauthn: taking challenge: %w", err)
+				}
+				held = false
+			}
 			if err := rp.store.FlagClone(ctx, rec.ID); err != nil && !errors.Is(err, ErrNotFound) {
 				return nil, nil, fmt.Errorf("webauthn: flagging possible clone: %w", err)
 			}
