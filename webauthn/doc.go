@@ -34,9 +34,13 @@
 //
 // Every Begin stores a challenge of 32 random bytes with the ceremony,
 // the user and go-webauthn's session data, valid for
-// [Config.ChallengeTimeout]; every Finish takes it from the store first,
+// [Config.ChallengeTimeout]; every Finish takes it from the store,
 // atomically, so that it is used once, by one server, whatever the
-// outcome. Registration asks for a cross-platform authenticator (a
+// outcome. A registration takes it first; a sign-in on a [FinishStore]
+// (all three of fidokit's stores) reads it with the key, and takes it
+// together with the sign count's update once the assertion is verified,
+// or at once when the sign-in is refused: one read and one write per
+// sign-in. Registration asks for a cross-platform authenticator (a
 // security key), excludes the keys the user already holds and stops at
 // [Config.MaxCredentials] keys. Sign-in allows the user's active keys, or
 // any discoverable credential for the relying party. After go-webauthn
