@@ -33,14 +33,30 @@ benchmarks=(
   "./mfa VerifyTOTP|VerifyRecoveryCode|SecondFactorKey"
 )
 
+# Whether throughput rises with more clients is a question of cores, so
+# these run again on all of them, listed as <pkg>@all-cores.
+scaling=(
+  "./webauthn HTTPSignIn/(memory|sqlite|postgres)/clients=(8|64)$"
+)
+
 out=$(mktemp)
+run() { # run <label> <taskset args...> -- <pkg> <pattern>
+  local label=$1 pkg pat
+  shift
+  local pin=()
+  while [ "$1" != -- ]; do pin+=("$1"); shift; done
+  pkg=$2 pat=$3
+  echo "running $pkg -bench '$pat' ${pin[*]:+(${pin[*]})}" >&2
+  "${pin[@]}" go test -run '^$' -bench "$pat" -benchmem -benchtime "$benchtime" -count "$count" "$pkg" |
+    sed -n "s|^Benchmark|$label Benchmark|p" >>"$out" || { echo "benchmarks of $pkg failed" >&2; exit 1; }
+}
 for b in "${benchmarks[@]}"; do
-  pkg=${b%% *}
-  pat=${b#* }
-  echo "running $pkg -bench '$pat'" >&2
-  taskset -c "$cpu" go test -run '^$' -bench "$pat" -benchmem -benchtime "$benchtime" -count "$count" "$pkg" |
-    sed -n "s|^Benchmark|${pkg#./} Benchmark|p" >>"$out" || { echo "benchmarks of $pkg failed" >&2; exit 1; }
+  run "${b%% *}" taskset -c "$cpu" -- "${b%% *}" "${b#* }"
 done
+for b in "${scaling[@]}"; do
+  run "${b%% *}@all-cores" -- "${b%% *}" "${b#* }"
+done
+sed -i 's|^\./||' "$out"
 
 # Each line: pkg name iterations (value unit)...; the table keeps ns/op,
 # x-floor, allocs/op and B/op, and any other metric in the last column.

@@ -505,45 +505,31 @@ func (m *MemoryStore) TakeChallenge(ctx context.Context, id string, now time.Tim
 
 // TakeSignIn implements [SignInStore.TakeSignIn] under one lock.
 func (m *MemoryStore) TakeSignIn(ctx context.Context, id string, credentialID []byte, now time.Time) (*Challenge, *Credential, *User, error) {
-	if err := ctx.Err(); err != nil {
-		return nil, nil, nil, fmt.Errorf("memory store: taking challenge: %w", err)
-	}
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	mc, ok := m.challenges[id]
-	if !ok {
-		return nil, nil, nil, fmt.Errorf("memory store: taking challenge: %w", ErrNotFound)
-	}
-	m.remove(mc)
-	if !storeTime(now).Before(mc.c.Expires) {
-		return nil, nil, nil, fmt.Errorf("memory store: taking challenge: %w", ErrExpired)
-	}
-	var (
-		cred *Credential
-		user *User
-	)
-	if c, ok := m.creds[string(credentialID)]; ok {
-		cred = copyCredential(&c.c)
-		if u, ok := m.users[string(c.c.UserID)]; ok {
-			user = copyUser(u)
-		}
-	}
-	return copyChallenge(mc.c), cred, user, nil
+	return m.signIn(ctx, "taking challenge", true, id, credentialID, now)
 }
 
 // ReadSignIn implements [FinishStore.ReadSignIn] under one lock.
 func (m *MemoryStore) ReadSignIn(ctx context.Context, id string, credentialID []byte, now time.Time) (*Challenge, *Credential, *User, error) {
+	return m.signIn(ctx, "reading challenge", false, id, credentialID, now)
+}
+
+// signIn is TakeSignIn (take) or ReadSignIn; what names the operation in
+// errors.
+func (m *MemoryStore) signIn(ctx context.Context, what string, take bool, id string, credentialID []byte, now time.Time) (*Challenge, *Credential, *User, error) {
 	if err := ctx.Err(); err != nil {
-		return nil, nil, nil, fmt.Errorf("memory store: reading challenge: %w", err)
+		return nil, nil, nil, fmt.Errorf("memory store: %s: %w", what, err)
 	}
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	mc, ok := m.challenges[id]
 	if !ok {
-		return nil, nil, nil, fmt.Errorf("memory store: reading challenge: %w", ErrNotFound)
+		return nil, nil, nil, fmt.Errorf("memory store: %s: %w", what, ErrNotFound)
+	}
+	if take {
+		m.remove(mc)
 	}
 	if !storeTime(now).Before(mc.c.Expires) {
-		return nil, nil, nil, fmt.Errorf("memory store: reading challenge: %w", ErrExpired)
+		return nil, nil, nil, fmt.Errorf("memory store: %s: %w", what, ErrExpired)
 	}
 	var (
 		cred *Credential
