@@ -576,15 +576,11 @@ func (rp *RelyingParty) takeSignIn(ctx context.Context, id string, credentialID 
 	want := []Ceremony{CeremonyLogin, CeremonyDiscoverable}
 	usable := id != "" && !isToken(id) && credentialID != nil
 	if fs, ok := rp.store.(FinishStore); ok && usable {
-		ch, rec, u, err = fs.ReadSignIn(ctx, id, credentialID, rp.now())
-		switch {
-		case errors.Is(err, ErrNotFound):
-			return nil, nil, nil, nil, false, reject(want[0], "challenge", ErrChallengeUnknown, "")
-		case errors.Is(err, ErrExpired):
-			rp.useUp(ctx, id)
-			return nil, nil, nil, nil, false, reject(want[0], "challenge", ErrExpired, "")
-		case err != nil:
-			return nil, nil, nil, nil, false, fmt.Errorf("webauthn: reading challenge: %w", err)
+		if ch, rec, u, err = fs.ReadSignIn(ctx, id, credentialID, rp.now()); err != nil {
+			if errors.Is(err, ErrExpired) {
+				rp.useUp(ctx, id) // removed, as TakeChallenge removes it
+			}
+			return nil, nil, nil, nil, false, signInChallengeErr(err, "reading")
 		}
 		if ch, env, err = rp.openChallenge(ctx, ch, want); err != nil {
 			rp.useUp(ctx, id)
@@ -593,14 +589,8 @@ func (rp *RelyingParty) takeSignIn(ctx context.Context, id string, credentialID 
 		return ch, env, rec, u, true, nil
 	}
 	if ss, ok := rp.store.(SignInStore); ok && usable {
-		ch, rec, u, err = ss.TakeSignIn(ctx, id, credentialID, rp.now())
-		switch {
-		case errors.Is(err, ErrNotFound):
-			return nil, nil, nil, nil, false, reject(want[0], "challenge", ErrChallengeUnknown, "")
-		case errors.Is(err, ErrExpired):
-			return nil, nil, nil, nil, false, reject(want[0], "challenge", ErrExpired, "")
-		case err != nil:
-			return nil, nil, nil, nil, false, fmt.Errorf("webauthn: taking challenge: %w", err)
+		if ch, rec, u, err = ss.TakeSignIn(ctx, id, credentialID, rp.now()); err != nil {
+			return nil, nil, nil, nil, false, signInChallengeErr(err, "taking")
 		}
 		if ch, env, err = rp.openChallenge(ctx, ch, want); err != nil {
 			return nil, nil, nil, nil, false, err
@@ -609,6 +599,18 @@ func (rp *RelyingParty) takeSignIn(ctx context.Context, id string, credentialID 
 	}
 	ch, env, rec, u, err = rp.takeAndRead(ctx, id, credentialID, want)
 	return ch, env, rec, u, false, err
+}
+
+// signInChallengeErr is the error of a sign-in whose challenge the store
+// did not give (doing it: "reading" or "taking").
+func signInChallengeErr(err error, doing string) error {
+	switch {
+	case errors.Is(err, ErrNotFound):
+		return reject(CeremonyLogin, "challenge", ErrChallengeUnknown, "")
+	case errors.Is(err, ErrExpired):
+		return reject(CeremonyLogin, "challenge", ErrExpired, "")
+	}
+	return fmt.Errorf("webauthn: %s challenge: %w", doing, err)
 }
 
 // useUp takes a challenge that ReadSignIn left stored, for a sign-in that
