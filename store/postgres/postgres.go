@@ -721,23 +721,38 @@ const takeChallengeSQL = `DELETE FROM webauthn_challenges WHERE id = $1
 // scanChallenge reads the row of takeChallengeSQL: ErrNotFound for none,
 // ErrExpired for one that expired at or before now.
 func scanChallenge(row pgx.Row, id string, now time.Time) (*webauthn.Challenge, error) {
-	var (
-		c        = webauthn.Challenge{ID: id}
-		ceremony string
-	)
-	err := row.Scan(&c.Challenge, &ceremony, &c.UserID, &c.Session, &c.Expires)
+	var c challengeRow
+	err := row.Scan(c.dest()...)
 	switch {
 	case errors.Is(err, pgx.ErrNoRows):
 		return nil, webauthn.ErrNotFound
 	case err != nil:
 		return nil, err
 	}
+	return c.challenge(id, now)
+}
+
+// challengeRow is a challenge's columns as scanned (takeChallengeSQL's).
+type challengeRow struct {
+	c        webauthn.Challenge
+	ceremony string
+}
+
+func (r *challengeRow) dest() []any {
+	return []any{&r.c.Challenge, &r.ceremony, &r.c.UserID, &r.c.Session, &r.c.Expires}
+}
+
+// challenge is the challenge id of the row: ErrExpired if it expired at
+// or before now.
+func (r *challengeRow) challenge(id string, now time.Time) (*webauthn.Challenge, error) {
+	c := r.c
+	c.ID = id
 	c.Expires = fromTS(c.Expires)
 	if !ts(now).Before(c.Expires) {
 		return nil, webauthn.ErrExpired
 	}
 	c.Challenge, c.UserID, c.Session = readBytes(c.Challenge), readBytes(c.UserID), readBytes(c.Session)
-	c.Ceremony = webauthn.Ceremony(ceremony)
+	c.Ceremony = webauthn.Ceremony(r.ceremony)
 	return &c, nil
 }
 
@@ -777,52 +792,68 @@ func (s *Store) TakeSignIn(ctx context.Context, id string, credentialID []byte, 
 	return ch, cred, user, nil
 }
 
-// readSignInCredentialSQL reads a credential joined with its owner,
-// whose columns are NULL (found false) when the owner is gone.
-const readSignInCredentialSQL = `SELECT
-		c.id, c.user_id, c.name, c.public_key, c.algorithm, c.aaguid,
-		c.attestation_format, c.attestation_type, c.transports, c.user_verified,
-		c.backup_eligible, c.backup_state, c.sign_count, c.clone_warning, c.deactivated,
-		c.created, c.last_used,
+// readSignInSQL reads challenge $1 and, beside it, credential $2 and its
+// owner: the challenge's columns, then credentialColumns, then the
+// owner's, then whether the owner and the credential were found. A
+// credential or owner not found has its columns COALESCEd to values
+// scanCredential and the user's scan accept, and is dropped.
+const readSignInSQL = `SELECT ch.challenge, ch.ceremony, ch.user_id, ch.session, ch.expires,
+		COALESCE(c.id, ''::bytea), COALESCE(c.user_id, ''::bytea), COALESCE(c.name, ''),
+		COALESCE(c.public_key, ''::bytea), COALESCE(c.algorithm, 0), c.aaguid,
+		COALESCE(c.attestation_format, ''), COALESCE(c.attestation_type, ''),
+		COALESCE(c.transports, '{}'), COALESCE(c.user_verified, false),
+		COALESCE(c.backup_eligible, false), COALESCE(c.backup_state, false),
+		COALESCE(c.sign_count, 0), COALESCE(c.clone_warning, false), c.deactivated,
+		COALESCE(c.created, ch.expires), c.last_used,
 		COALESCE(u.id, ''::bytea), COALESCE(u.name, ''), COALESCE(u.display_name, ''),
-		COALESCE(u.created, c.created), u.id IS NOT NULL
-	FROM webauthn_credentials c LEFT JOIN webauthn_users u ON u.id = c.user_id
-	WHERE c.id = $1`
+		COALESCE(u.created, ch.expires), u.id IS NOT NULL, c.id IS NOT NULL
+	FROM webauthn_challenges ch
+	LEFT JOIN webauthn_credentials c ON c.id = $2
+	LEFT JOIN webauthn_users u ON u.id = c.user_id
+	WHERE ch.id = $1`
 
 // ReadSignIn implements [webauthn.FinishStore.ReadSignIn] in one round
-// trip: a SELECT of the challenge (left stored) and one of the
-// credential joined with its owner go as one batch, which runs as one
-// implicit transaction. An expired challenge is reported, not removed.
+// trip and one statement, readSignInSQL. An expired challenge is
+// reported, not removed.
 func (s *Store) ReadSignIn(ctx context.Context, id string, credentialID []byte, now time.Time) (*webauthn.Challenge, *webauthn.Credential, *webauthn.User, error) {
-	b := &pgx.Batch{}
-	b.Queue(`SELECT challenge, ceremony, user_id, session, expires FROM webauthn_challenges WHERE id = $1`, id)
-	b.Queue(readSignInCredentialSQL, bytea(credentialID))
-	br := s.pool.SendBatch(ctx, b)
-	defer br.Close()
-	ch, err := scanChallenge(br.QueryRow(), id, now)
+	var (
+		ch                   challengeRow
+		u                    webauthn.User
+		userFound, credFound bool
+	)
+	cred, err := scanCredential(framedRow{
+		r:      s.pool.QueryRow(ctx, readSignInSQL, id, bytea(credentialID)),
+		before: ch.dest(),
+		after:  []any{&u.ID, &u.Name, &u.DisplayName, &u.Created, &userFound, &credFound},
+	})
+	if err != nil {
+		// ErrNotFound: no row, so no challenge.
+		return nil, nil, nil, fmt.Errorf("postgres: reading challenge: %w", err)
+	}
+	c, err := ch.challenge(id, now)
 	if err != nil {
 		return nil, nil, nil, fmt.Errorf("postgres: reading challenge: %w", err)
 	}
-	var (
-		u     webauthn.User
-		found bool
-	)
-	cred, err := scanCredential(extraRow{br.QueryRow(), []any{&u.ID, &u.Name, &u.DisplayName, &u.Created, &found}})
-	switch {
-	case errors.Is(err, webauthn.ErrNotFound):
-		cred = nil
-	case err != nil:
-		return nil, nil, nil, fmt.Errorf("postgres: reading credential: %w", err)
+	if !credFound {
+		return c, nil, nil, nil
 	}
-	var user *webauthn.User
-	if cred != nil && found {
-		u.ID, u.Created = readBytes(u.ID), fromTS(u.Created)
-		user = &u
+	if !userFound {
+		return c, cred, nil, nil
 	}
-	if err := br.Close(); err != nil {
-		return nil, nil, nil, fmt.Errorf("postgres: reading challenge: %w", err)
-	}
-	return ch, cred, user, nil
+	u.ID, u.Created = readBytes(u.ID), fromTS(u.Created)
+	return c, cred, &u, nil
+}
+
+// framedRow scans a row whose columns are before, then those Scan is
+// given, then after.
+type framedRow struct {
+	r             pgx.Row
+	before, after []any
+}
+
+func (f framedRow) Scan(dest ...any) error {
+	all := make([]any, 0, len(f.before)+len(dest)+len(f.after))
+	return f.r.Scan(append(append(append(all, f.before...), dest...), f.after...)...)
 }
 
 // finishSignInSQL takes challenge $6 and, only if this statement took
