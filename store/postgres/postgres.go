@@ -435,19 +435,26 @@ func (s *Store) Credentials(ctx context.Context, userID []byte) ([]*webauthn.Cre
 	return out, nil
 }
 
-// userWithCredentialsSQL reads a user (where the user is u) and their
-// credentials in one statement: a row per credential, oldest first, or
-// one row without a credential (found false, its columns their types'
-// zero values) for a user who has none. Followed by "u.id = $1" or
-// "u.name = $1", so that each uses its index.
-const userWithCredentialsSQL = `SELECT
-		COALESCE(c.id, ''::bytea), COALESCE(c.user_id, ''::bytea), COALESCE(c.name, ''),
+// joinedCredentialColumns is credentialColumns of a credential c that a
+// LEFT JOIN may not find: each NOT NULL column COALESCEd to a value
+// scanCredential accepts (created to the column or value created), so
+// that the row scans whether c was found or not.
+func joinedCredentialColumns(created string) string {
+	return `COALESCE(c.id, ''::bytea), COALESCE(c.user_id, ''::bytea), COALESCE(c.name, ''),
 		COALESCE(c.public_key, ''::bytea), COALESCE(c.algorithm, 0), c.aaguid,
 		COALESCE(c.attestation_format, ''), COALESCE(c.attestation_type, ''),
 		COALESCE(c.transports, '{}'), COALESCE(c.user_verified, false),
 		COALESCE(c.backup_eligible, false), COALESCE(c.backup_state, false),
 		COALESCE(c.sign_count, 0), COALESCE(c.clone_warning, false), c.deactivated,
-		COALESCE(c.created, u.created), c.last_used,
+		COALESCE(c.created, ` + created + `), c.last_used`
+}
+
+// userWithCredentialsSQL reads a user (where the user is u) and their
+// credentials in one statement: a row per credential, oldest first, or
+// one row without a credential (found false, its columns their types'
+// zero values) for a user who has none. Followed by "u.id = $1" or
+// "u.name = $1", so that each uses its index.
+var userWithCredentialsSQL = `SELECT ` + joinedCredentialColumns("u.created") + `,
 		u.id, u.name, u.display_name, u.created, c.seq IS NOT NULL
 	FROM webauthn_users u LEFT JOIN webauthn_credentials c ON c.user_id = u.id
 	WHERE `
@@ -479,7 +486,7 @@ func (s *Store) UserWithCredentials(ctx context.Context, id []byte, name string)
 			ru    webauthn.User
 			found bool
 		)
-		c, err := scanCredential(extraRow{rows, []any{&ru.ID, &ru.Name, &ru.DisplayName, &ru.Created, &found}})
+		c, err := scanCredential(framedRow{r: rows, after: []any{&ru.ID, &ru.Name, &ru.DisplayName, &ru.Created, &found}})
 		if err != nil {
 			return nil, nil, fmt.Errorf("postgres: reading user: %w", err)
 		}
@@ -503,14 +510,17 @@ func (s *Store) UserWithCredentials(ctx context.Context, id []byte, name string)
 	return u, creds, nil
 }
 
-// extraRow scans a row's leading columns into what its caller asks for
-// and the rest into extra, so that scanCredential reads a joined row.
-type extraRow struct {
-	r     pgx.Row
-	extra []any
+// framedRow scans a row whose columns are before, then those Scan is
+// given, then after, so that scanCredential reads a joined row.
+type framedRow struct {
+	r             pgx.Row
+	before, after []any
 }
 
-func (e extraRow) Scan(dest ...any) error { return e.r.Scan(append(dest, e.extra...)...) }
+func (f framedRow) Scan(dest ...any) error {
+	all := make([]any, 0, len(f.before)+len(dest)+len(f.after))
+	return f.r.Scan(append(append(append(all, f.before...), dest...), f.after...)...)
+}
 
 // updateOwned runs an UPDATE or DELETE scoped to one user's credential
 // or TOTP device, with the events of op, and turns "no row" into
@@ -797,14 +807,8 @@ func (s *Store) TakeSignIn(ctx context.Context, id string, credentialID []byte, 
 // owner's, then whether the owner and the credential were found. A
 // credential or owner not found has its columns COALESCEd to values
 // scanCredential and the user's scan accept, and is dropped.
-const readSignInSQL = `SELECT ch.challenge, ch.ceremony, ch.user_id, ch.session, ch.expires,
-		COALESCE(c.id, ''::bytea), COALESCE(c.user_id, ''::bytea), COALESCE(c.name, ''),
-		COALESCE(c.public_key, ''::bytea), COALESCE(c.algorithm, 0), c.aaguid,
-		COALESCE(c.attestation_format, ''), COALESCE(c.attestation_type, ''),
-		COALESCE(c.transports, '{}'), COALESCE(c.user_verified, false),
-		COALESCE(c.backup_eligible, false), COALESCE(c.backup_state, false),
-		COALESCE(c.sign_count, 0), COALESCE(c.clone_warning, false), c.deactivated,
-		COALESCE(c.created, ch.expires), c.last_used,
+var readSignInSQL = `SELECT ch.challenge, ch.ceremony, ch.user_id, ch.session, ch.expires,
+		` + joinedCredentialColumns("ch.expires") + `,
 		COALESCE(u.id, ''::bytea), COALESCE(u.name, ''), COALESCE(u.display_name, ''),
 		COALESCE(u.created, ch.expires), u.id IS NOT NULL, c.id IS NOT NULL
 	FROM webauthn_challenges ch
@@ -842,18 +846,6 @@ func (s *Store) ReadSignIn(ctx context.Context, id string, credentialID []byte, 
 	}
 	u.ID, u.Created = readBytes(u.ID), fromTS(u.Created)
 	return c, cred, &u, nil
-}
-
-// framedRow scans a row whose columns are before, then those Scan is
-// given, then after.
-type framedRow struct {
-	r             pgx.Row
-	before, after []any
-}
-
-func (f framedRow) Scan(dest ...any) error {
-	all := make([]any, 0, len(f.before)+len(dest)+len(f.after))
-	return f.r.Scan(append(append(append(all, f.before...), dest...), f.after...)...)
 }
 
 // finishSignInSQL takes challenge $6 and, only if this statement took
