@@ -578,12 +578,6 @@ type memberScan struct {
 	depth    int
 }
 
-// end reports whether only white space is left.
-func (s *memberScan) end() bool {
-	s.ws()
-	return s.i == len(s.b)
-}
-
 // value reads one value, checking the objects in it.
 func (s *memberScan) value() (decided bool, err error) {
 	s.ws()
