@@ -581,17 +581,10 @@ func (s *Store) RecordSignIn(ctx context.Context, in webauthn.SignIn) error {
 				(SELECT deactivated IS NOT NULL FROM webauthn_credentials WHERE id = $1)`,
 			bytea(in.CredentialID), int64(in.OldCount), int64(in.NewCount), in.BackupState, nullTS(in.At),
 		).Scan(&updated, &count, &deactivated)
-		switch {
-		case err != nil:
+		if err != nil || updated {
 			return err
-		case updated:
-			return nil
-		case count == nil:
-			return webauthn.ErrNotFound
-		case deactivated != nil && *deactivated:
-			return webauthn.ErrInactive
 		}
-		return fmt.Errorf("stored %d, read %d: %w", *count, in.OldCount, webauthn.ErrConflict)
+		return casFailure(count, deactivated, in.OldCount)
 	})
 	if err != nil {
 		return fmt.Errorf("postgres: recording sign-in: %w", err)
@@ -899,14 +892,21 @@ func (s *Store) FinishSignIn(ctx context.Context, id string, in webauthn.SignIn)
 		return false, nil
 	case updated:
 		return true, nil
-	case count == nil:
-		err = webauthn.ErrNotFound
-	case deactivated != nil && *deactivated:
-		err = webauthn.ErrInactive
-	default:
-		err = fmt.Errorf("stored %d, read %d: %w", *count, in.OldCount, webauthn.ErrConflict)
 	}
-	return true, fmt.Errorf("postgres: finishing sign-in: %w", err)
+	return true, fmt.Errorf("postgres: finishing sign-in: %w", casFailure(count, deactivated, in.OldCount))
+}
+
+// casFailure is why a sign count's compare-and-set from old changed
+// nothing, from the credential's count and deactivated flag as read
+// beside it (nil: no such credential).
+func casFailure(count *int64, deactivated *bool, old uint32) error {
+	switch {
+	case count == nil:
+		return webauthn.ErrNotFound
+	case deactivated != nil && *deactivated:
+		return webauthn.ErrInactive
+	}
+	return fmt.Errorf("stored %d, read %d: %w", *count, old, webauthn.ErrConflict)
 }
 
 // PurgeChallenges implements [webauthn.Store.PurgeChallenges].
