@@ -40,23 +40,19 @@ scaling=(
 )
 
 out=$(mktemp)
-run() { # run <label> <taskset args...> -- <pkg> <pattern>
-  local label=$1 pkg pat
-  shift
-  local pin=()
-  while [ "$1" != -- ]; do pin+=("$1"); shift; done
-  pkg=$2 pat=$3
-  echo "running $pkg -bench '$pat' ${pin[*]:+(${pin[*]})}" >&2
-  "${pin[@]}" go test -run '^$' -bench "$pat" -benchmem -benchtime "$benchtime" -count "$count" "$pkg" |
-    sed -n "s|^Benchmark|$label Benchmark|p" >>"$out" || { echo "benchmarks of $pkg failed" >&2; exit 1; }
+run() { # run <pkg> <pattern> <label> [command to run go test under...]
+  local pkg=$1 pat=$2 label=$3
+  shift 3
+  echo "running $pkg -bench '$pat' ${*:+under $*}" >&2
+  "$@" go test -run '^$' -bench "$pat" -benchmem -benchtime "$benchtime" -count "$count" "$pkg" |
+    sed -n "s|^Benchmark|${label#./} Benchmark|p" >>"$out" || { echo "benchmarks of $pkg failed" >&2; exit 1; }
 }
 for b in "${benchmarks[@]}"; do
-  run "${b%% *}" taskset -c "$cpu" -- "${b%% *}" "${b#* }"
+  run "${b%% *}" "${b#* }" "${b%% *}" taskset -c "$cpu"
 done
 for b in "${scaling[@]}"; do
-  run "${b%% *}@all-cores" -- "${b%% *}" "${b#* }"
+  run "${b%% *}" "${b#* }" "${b%% *}@all-cores"
 done
-sed -i 's|^\./||' "$out"
 
 # Each line: pkg name iterations (value unit)...; the table keeps ns/op,
 # x-floor, allocs/op and B/op, and any other metric in the last column.
